@@ -1,0 +1,183 @@
+//! Command-line interface (clap derive). Parses arguments, calls the library, prints results.
+//! Exit codes: 0 success, 1 a verdict of failure (accuracy), 2 any usage or run error.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::inputs::{self, InputOptions};
+use crate::model::Model;
+use crate::run::{self, Progress, RunRequest};
+use crate::runner::{RunnerKind, RunnerOptions};
+
+/// Find where and why an engine's numbers drift away from its ONNX model.
+#[derive(Debug, Parser)]
+#[command(name = "trtlens", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print nothing but errors and results.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Summarise an ONNX model: opset, inputs/outputs, node count per op type, parameters.
+    Info(InfoArgs),
+    /// Run a model on CPU and save every intermediate tensor to a run directory.
+    Run(RunArgs),
+}
+
+/// `trtlens info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How inputs are made or loaded (shared by every command that runs a model).
+#[derive(Debug, Args, Clone, Default)]
+pub struct InputArgs {
+    /// Seed for random inputs.
+    #[arg(long, default_value_t = inputs::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Range of random values: NAME:LO,HI for one input, LO,HI for all (floats [LO,HI), ints [LO,HI]).
+    #[arg(long = "val-range", value_name = "[NAME:]LO,HI")]
+    pub val_range: Vec<String>,
+    /// Concrete shape of an input, required for dynamic dimensions: NAME:1x3x224x224.
+    #[arg(long, value_name = "NAME:DIMS")]
+    pub shape: Vec<String>,
+    /// Number of random iterations.
+    #[arg(long, default_value_t = 1)]
+    pub iterations: usize,
+    /// Load inputs from a .npz, .safetensors, Polygraphy --save-inputs JSON, or a run directory.
+    #[arg(long = "load-inputs", alias = "inputs", value_name = "FILE")]
+    pub load_inputs: Option<PathBuf>,
+}
+
+impl InputArgs {
+    /// Turn into library options.
+    pub fn options(&self) -> Result<InputOptions> {
+        let mut shapes = BTreeMap::new();
+        for s in &self.shape {
+            let (n, d) = inputs::parse_shape(s)?;
+            shapes.insert(n, d);
+        }
+        if self.iterations == 0 {
+            return Err(Error::usage("--iterations must be at least 1"));
+        }
+        if self.load_inputs.is_some() && self.iterations != 1 {
+            return Err(Error::usage(
+                "--iterations makes random inputs; a loaded input file brings its own iterations",
+            ));
+        }
+        Ok(InputOptions {
+            seed: self.seed,
+            val_ranges: self.val_range.iter().map(|s| inputs::parse_val_range(s)).collect::<Result<_>>()?,
+            shapes,
+            iterations: self.iterations,
+            load: self.load_inputs.clone(),
+        })
+    }
+}
+
+/// `trtlens run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Which runner executes the model.
+    #[arg(long, value_enum, default_value_t = RunnerKind::Tract)]
+    pub runner: RunnerKind,
+    /// Run directory to write (replaced if it is an earlier trtlens run).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub save: PathBuf,
+    /// Inputs.
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Path to libonnxruntime.so (otherwise ORT_DYLIB_PATH, the onnxruntime Python package, system paths).
+    #[arg(long = "ort-lib", value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+}
+
+/// Entry point used by `main`.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Info(a) => info(a),
+        Command::Run(a) => run_cmd(a, cli.quiet),
+    }
+}
+
+fn info(a: &InfoArgs) -> Result<ExitCode> {
+    let model = Model::load(&a.model)?;
+    let summary = model.summary();
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let s = serde_json::to_string_pretty(&summary).map_err(|e| Error::usage(e.to_string()))?;
+        let _ = writeln!(out, "{s}");
+    } else {
+        let _ = write!(out, "{summary}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_cmd(a: &RunArgs, quiet: bool) -> Result<ExitCode> {
+    run::check_destination(&a.save)?;
+    let req = RunRequest {
+        model: a.model.clone(),
+        runner: a.runner,
+        inputs: a.inputs.options()?,
+        runner_options: RunnerOptions { ort_lib: a.ort_lib.clone() },
+        save: a.save.clone(),
+    };
+    let mut err = std::io::stderr();
+    let mut progress = |p: Progress| {
+        if quiet && !matches!(p, Progress::Warning(_)) {
+            return;
+        }
+        let _ = match p {
+            Progress::Loaded { nodes, tensors } => {
+                writeln!(err, "loaded {}: {nodes} nodes, {tensors} tensors to capture", a.model.display())
+            }
+            Progress::Iteration { done, total, seconds } => {
+                writeln!(err, "iteration {done}/{total} ran in {:.1} ms", seconds * 1e3)
+            }
+            Progress::Warning(w) => writeln!(err, "warning: {w}"),
+        };
+    };
+    let summary = run::run(&req, &mut progress)?;
+    let m = &summary.manifest;
+    let _ = writeln!(
+        std::io::stdout(),
+        "saved {} tensors x {} iteration(s) from {} {} to {}{}",
+        m.tensors.len(),
+        m.iterations.len(),
+        m.runner.name,
+        m.runner.version,
+        summary.dir.display(),
+        if m.not_captured.is_empty() { String::new() } else { format!(" ({} not captured)", m.not_captured.len()) }
+    );
+    Ok(ExitCode::SUCCESS)
+}

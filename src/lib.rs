@@ -1,0 +1,18 @@
+//! trtlens: find where and why an engine's numbers drift away from its ONNX model.
+//!
+//! The library holds the engine (model, inputs, runners, store); `src/main.rs` only parses the
+//! command line through [`cli`].
+
+pub mod cli;
+pub mod error;
+pub mod inputs;
+pub mod io;
+pub mod model;
+pub mod run;
+pub mod runner;
+pub mod samples;
+pub mod store;
+pub mod sys;
+pub mod tensor;
+
+pub use error::{Error, Result};

@@ -1,0 +1,106 @@
+//! Conversion between our [`Tensor`] (dtype-tagged little-endian bytes) and ONNX Runtime values.
+
+use std::fmt::Debug;
+
+use ::ort::value::{DynValue, PrimitiveTensorElementType, Tensor as OrtTensor, TensorElementType, ValueType};
+
+use crate::model::proto::data_type;
+use crate::tensor::{DType, Tensor};
+
+/// The ONNX `TensorProto.DataType` number of an ORT element type (the C enum uses the same numbers).
+fn onnx_number(ty: TensorElementType) -> i32 {
+    ::ort::sys::ONNXTensorElementDataType::from(ty) as i32
+}
+
+/// A readable name for an ORT element type, in ONNX spelling where we know it.
+fn type_name(ty: TensorElementType) -> String {
+    match data_type::name(onnx_number(ty)) {
+        "unknown" => ty.to_string(),
+        n => n.to_string(),
+    }
+}
+
+fn typed<T>(t: &Tensor) -> ::ort::Result<DynValue>
+where
+    T: bytemuck::Pod + PrimitiveTensorElementType + Debug,
+{
+    let v: Vec<T> = bytemuck::pod_collect_to_vec(t.bytes());
+    Ok(OrtTensor::from_array((shape_i64(t), v))?.into_dyn())
+}
+
+fn shape_i64(t: &Tensor) -> Vec<i64> {
+    t.shape().iter().map(|&d| d as i64).collect()
+}
+
+/// Copy our tensor into an ORT-owned CPU tensor of the same element type and shape.
+pub fn to_ort(t: &Tensor) -> ::ort::Result<DynValue> {
+    match t.dtype() {
+        DType::Float32 => typed::<f32>(t),
+        DType::Float16 => typed::<half::f16>(t),
+        DType::Bfloat16 => typed::<half::bf16>(t),
+        DType::Float64 => typed::<f64>(t),
+        DType::Int8 => typed::<i8>(t),
+        DType::Int16 => typed::<i16>(t),
+        DType::Int32 => typed::<i32>(t),
+        DType::Int64 => typed::<i64>(t),
+        DType::Uint8 => typed::<u8>(t),
+        DType::Uint16 => typed::<u16>(t),
+        DType::Uint32 => typed::<u32>(t),
+        DType::Uint64 => typed::<u64>(t),
+        DType::Bool => {
+            let v: Vec<bool> = t.bytes().iter().map(|&b| b != 0).collect();
+            Ok(OrtTensor::from_array((shape_i64(t), v))?.into_dyn())
+        }
+    }
+}
+
+fn extract<T>(v: &DynValue, dtype: DType) -> Result<Tensor, String>
+where
+    T: bytemuck::Pod + PrimitiveTensorElementType,
+{
+    let (shape, data) = v.try_extract_tensor::<T>().map_err(|e| one_line(&e))?;
+    let shape = dims(shape)?;
+    Tensor::from_bytes(dtype, shape, bytemuck::cast_slice(data).to_vec()).map_err(|e| e.to_string())
+}
+
+fn dims(shape: &[i64]) -> Result<Vec<usize>, String> {
+    shape.iter().map(|&d| usize::try_from(d).map_err(|_| format!("ONNX Runtime returned dimension {d}"))).collect()
+}
+
+/// Copy an ORT output into our tensor. Values that are not tensors (sequence, map, optional) or whose
+/// element type we cannot hold (string, complex, 8/4-bit types) give the reason instead.
+pub fn from_ort(v: &DynValue) -> Result<Tensor, String> {
+    let ty = match v.dtype() {
+        ValueType::Tensor { ty, .. } => *ty,
+        ValueType::Sequence(_) => return Err("ONNX Runtime returned a sequence, not a tensor".into()),
+        ValueType::Map { .. } => return Err("ONNX Runtime returned a map, not a tensor".into()),
+        ValueType::Optional(_) => return Err("ONNX Runtime returned an optional, not a tensor".into()),
+    };
+    let Some(dtype) = DType::from_onnx(onnx_number(ty)) else {
+        return Err(format!("element type {} cannot be stored", type_name(ty)));
+    };
+    match dtype {
+        DType::Float32 => extract::<f32>(v, dtype),
+        DType::Float16 => extract::<half::f16>(v, dtype),
+        DType::Bfloat16 => extract::<half::bf16>(v, dtype),
+        DType::Float64 => extract::<f64>(v, dtype),
+        DType::Int8 => extract::<i8>(v, dtype),
+        DType::Int16 => extract::<i16>(v, dtype),
+        DType::Int32 => extract::<i32>(v, dtype),
+        DType::Int64 => extract::<i64>(v, dtype),
+        DType::Uint8 => extract::<u8>(v, dtype),
+        DType::Uint16 => extract::<u16>(v, dtype),
+        DType::Uint32 => extract::<u32>(v, dtype),
+        DType::Uint64 => extract::<u64>(v, dtype),
+        DType::Bool => {
+            let (shape, data) = v.try_extract_tensor::<bool>().map_err(|e| one_line(&e))?;
+            let shape = dims(shape)?;
+            Tensor::from_bytes(dtype, shape, data.iter().map(|&b| u8::from(b)).collect()).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// An error message on one line (ORT messages sometimes carry newlines and trailing blanks).
+pub fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}

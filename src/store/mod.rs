@@ -1,0 +1,431 @@
+//! The run store: one directory per run, holding the inputs, every captured tensor and a manifest.
+//!
+//! Layout of a run directory:
+//! ```text
+//! OUT/
+//!   manifest.json              runner, model sha256, input source, tensor list (topological), timings
+//!   inputs_0000.safetensors    the inputs of iteration 0
+//!   tensors_0000.safetensors   every captured tensor of iteration 0
+//!   ...                        one pair per iteration
+//! ```
+//! Tensors are safetensors so a reader memory-maps a file and copies out only the tensors it needs.
+//! A run directory is written into a temporary sibling and renamed into place only when complete,
+//! so a crash or an error never leaves a directory that looks like a finished run.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::inputs::InputSource;
+use crate::runner::{NotCaptured, Tensors};
+use crate::tensor::{DType, Tensor};
+
+/// Schema tag of manifests written by this version.
+pub const MANIFEST_SCHEMA: &str = "trtlens.run/1";
+/// File name of the manifest.
+pub const MANIFEST: &str = "manifest.json";
+
+/// The runner that produced a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunnerInfo {
+    /// Runner name.
+    pub name: String,
+    /// Backend version.
+    pub version: String,
+}
+
+/// The model a run belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Path as given.
+    pub path: String,
+    /// sha256 of the model file.
+    pub sha256: String,
+    /// Default-domain opset.
+    pub opset: Option<i64>,
+    /// Nodes in the main graph.
+    pub node_count: usize,
+}
+
+/// One captured tensor, as listed in the manifest (topological order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorEntry {
+    /// ONNX tensor name.
+    pub name: String,
+    /// Producing node (display name), if the tensor is produced by a node.
+    pub node: Option<String>,
+    /// Producing node's op type.
+    pub op_type: Option<String>,
+    /// Position in the model's topological order of captured tensors.
+    pub topo_index: usize,
+    /// Element type (first iteration).
+    pub dtype: DType,
+    /// Shape (first iteration).
+    pub shape: Vec<usize>,
+    /// True for graph outputs.
+    pub is_output: bool,
+}
+
+/// Files and timing of one iteration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IterationEntry {
+    /// Iteration number.
+    pub index: usize,
+    /// Inputs file (relative to the run directory).
+    pub inputs_file: String,
+    /// Captured tensors file.
+    pub tensors_file: String,
+    /// Inference wall time, seconds.
+    pub seconds: f64,
+}
+
+/// Timings of the whole run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Loading and analysing the model.
+    pub load_s: f64,
+    /// Creating the runner (library load, session/plan creation happens lazily on first run for tract).
+    pub prepare_s: f64,
+    /// Sum of inference wall times.
+    pub run_s: f64,
+    /// Writing the store.
+    pub write_s: f64,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`MANIFEST_SCHEMA`].
+    pub schema: String,
+    /// Tool name and version.
+    pub tool: ToolInfo,
+    /// Who ran it.
+    pub runner: RunnerInfo,
+    /// Which model.
+    pub model: ModelInfo,
+    /// Where the inputs came from.
+    pub inputs: InputSource,
+    /// Input names in feed order.
+    pub input_names: Vec<String>,
+    /// Captured tensors in topological order.
+    pub tensors: Vec<TensorEntry>,
+    /// Tensors that were asked for but not captured, with reasons.
+    pub not_captured: Vec<NotCaptured>,
+    /// Tensors inside If/Loop/Scan bodies: not observable, listed so nothing is silently missing.
+    pub subgraph_tensors: Vec<String>,
+    /// Iterations.
+    pub iterations: Vec<IterationEntry>,
+    /// Warnings raised during the run.
+    pub warnings: Vec<String>,
+    /// Timings.
+    pub timings: Timings,
+    /// Seconds since the Unix epoch when the run finished.
+    pub created_unix: u64,
+}
+
+/// Tool identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// "trtlens".
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+impl ToolInfo {
+    /// This build.
+    #[must_use]
+    pub fn current() -> ToolInfo {
+        ToolInfo { name: env!("CARGO_PKG_NAME").into(), version: env!("CARGO_PKG_VERSION").into() }
+    }
+}
+
+/// Write a safetensors file from named tensors (order of `tensors` kept in the manifest, not here).
+pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            safetensors::tensor::TensorView::new(t.dtype().safetensors(), t.shape().to_vec(), t.bytes())
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::store(path, format!("tensor '{n}': {e}")))
+        })
+        .collect::<Result<_>>()?;
+    safetensors::serialize_to_file(views, None, path).map_err(|e| Error::store(path, format!("cannot write: {e}")))
+}
+
+/// A memory-mapped safetensors file.
+pub struct MappedTensors {
+    path: PathBuf,
+    map: memmap2::Mmap,
+}
+
+impl MappedTensors {
+    /// Map a file.
+    pub fn open(path: &Path) -> Result<MappedTensors> {
+        let f = fs::File::open(path).map_err(|e| Error::store(path, format!("cannot open: {e}")))?;
+        let map = crate::sys::map_file(&f).map_err(|e| Error::store(path, format!("cannot map: {e}")))?;
+        // Validate the header once.
+        safetensors::SafeTensors::deserialize(&map)
+            .map_err(|e| Error::store(path, format!("corrupt tensor file: {e}")))?;
+        Ok(MappedTensors { path: path.to_path_buf(), map })
+    }
+
+    fn view(&self) -> Result<safetensors::SafeTensors<'_>> {
+        safetensors::SafeTensors::deserialize(&self.map)
+            .map_err(|e| Error::store(&self.path, format!("corrupt tensor file: {e}")))
+    }
+
+    /// Names in the file.
+    pub fn names(&self) -> Result<Vec<String>> {
+        Ok(self.view()?.names().into_iter().map(str::to_string).collect())
+    }
+
+    /// Copy one tensor out, or `None` if absent.
+    pub fn get(&self, name: &str) -> Result<Option<Tensor>> {
+        let st = self.view()?;
+        let v = match st.tensor(name) {
+            Ok(v) => v,
+            Err(safetensors::SafeTensorError::TensorNotFound(_)) => return Ok(None),
+            Err(e) => return Err(Error::store(&self.path, format!("tensor '{name}': {e}"))),
+        };
+        let dtype = DType::from_safetensors(v.dtype()).ok_or_else(|| {
+            Error::store(&self.path, format!("tensor '{name}' has unsupported dtype {:?}", v.dtype()))
+        })?;
+        Tensor::from_bytes(dtype, v.shape().to_vec(), v.data().to_vec())
+            .map(Some)
+            .map_err(|e| Error::store(&self.path, format!("tensor '{name}': {e}")))
+    }
+
+    /// Bytes mapped.
+    #[must_use]
+    pub fn mapped_bytes(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// Everything needed to write a run.
+pub struct RunWriter {
+    final_dir: PathBuf,
+    tmp_dir: PathBuf,
+    done: bool,
+}
+
+impl RunWriter {
+    /// Start writing a run to `dir`. Refuses to replace anything that is not a run directory.
+    pub fn create(dir: &Path) -> Result<RunWriter> {
+        if dir.exists() {
+            let is_run = dir.join(MANIFEST).is_file();
+            let empty = dir.is_dir() && fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+            if !is_run && !empty {
+                return Err(Error::store(
+                    dir,
+                    "exists and is not a trtlens run directory; choose another --save path (trtlens only replaces its own runs)",
+                ));
+            }
+        }
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent)
+            .map_err(|e| Error::store(&parent, format!("cannot create the parent directory: {e}")))?;
+        let base = dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
+        let tmp_dir = parent.join(format!(".{base}.partial-{}", std::process::id()));
+        if tmp_dir.exists() {
+            let _ = fs::remove_dir_all(&tmp_dir);
+        }
+        fs::create_dir(&tmp_dir).map_err(|e| Error::store(dir, format!("cannot write here: {e}")))?;
+        Ok(RunWriter { final_dir: dir.to_path_buf(), tmp_dir, done: false })
+    }
+
+    /// Write iteration `index`'s inputs and tensors; returns the entry for the manifest.
+    pub fn write_iteration(
+        &self,
+        index: usize,
+        inputs: &Tensors,
+        tensors: &Tensors,
+        seconds: f64,
+    ) -> Result<IterationEntry> {
+        let inputs_file = format!("inputs_{index:04}.safetensors");
+        let tensors_file = format!("tensors_{index:04}.safetensors");
+        write_safetensors(&self.tmp_dir.join(&inputs_file), inputs)?;
+        write_safetensors(&self.tmp_dir.join(&tensors_file), tensors)?;
+        Ok(IterationEntry { index, inputs_file, tensors_file, seconds })
+    }
+
+    /// Write the manifest and move the run into place.
+    pub fn finish(mut self, manifest: &Manifest) -> Result<PathBuf> {
+        let json = serde_json::to_vec_pretty(manifest).map_err(|e| Error::store(&self.tmp_dir, e.to_string()))?;
+        fs::write(self.tmp_dir.join(MANIFEST), json).map_err(|e| Error::store(&self.tmp_dir, e.to_string()))?;
+        let old = if self.final_dir.exists() {
+            let mut old = self.tmp_dir.clone();
+            old.set_extension("old");
+            fs::rename(&self.final_dir, &old)
+                .map_err(|e| Error::store(&self.final_dir, format!("cannot replace: {e}")))?;
+            Some(old)
+        } else {
+            None
+        };
+        fs::rename(&self.tmp_dir, &self.final_dir)
+            .map_err(|e| Error::store(&self.final_dir, format!("cannot finish: {e}")))?;
+        if let Some(old) = old {
+            let _ = fs::remove_dir_all(old);
+        }
+        self.done = true;
+        Ok(self.final_dir.clone())
+    }
+}
+
+impl Drop for RunWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_dir_all(&self.tmp_dir);
+        }
+    }
+}
+
+/// A run directory opened for reading (no runner needed).
+pub struct RunDir {
+    /// The directory.
+    pub path: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    index: HashMap<String, usize>,
+}
+
+impl RunDir {
+    /// Open a run directory.
+    pub fn open(path: &Path) -> Result<RunDir> {
+        let mpath = path.join(MANIFEST);
+        let bytes = fs::read(&mpath).map_err(|e| {
+            Error::store(path, format!("not a trtlens run directory (cannot read {MANIFEST}: {e}); create one with `trtlens run MODEL --save DIR`"))
+        })?;
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| Error::store(&mpath, format!("corrupt manifest: {e}")))?;
+        if manifest.schema != MANIFEST_SCHEMA {
+            return Err(Error::store(
+                &mpath,
+                format!("unsupported manifest schema '{}' (this trtlens reads {MANIFEST_SCHEMA})", manifest.schema),
+            ));
+        }
+        let index = manifest.tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Ok(RunDir { path: path.to_path_buf(), manifest, index })
+    }
+
+    /// Number of iterations.
+    #[must_use]
+    pub fn iterations(&self) -> usize {
+        self.manifest.iterations.len()
+    }
+
+    /// The manifest entry of a tensor.
+    #[must_use]
+    pub fn entry(&self, name: &str) -> Option<&TensorEntry> {
+        self.index.get(name).map(|&i| &self.manifest.tensors[i])
+    }
+
+    fn iteration_entry(&self, it: usize) -> Result<&IterationEntry> {
+        self.manifest.iterations.get(it).ok_or_else(|| {
+            Error::store(&self.path, format!("iteration {it} does not exist (the run has {})", self.iterations()))
+        })
+    }
+
+    /// Map iteration `it`'s captured tensors.
+    pub fn tensors(&self, it: usize) -> Result<MappedTensors> {
+        MappedTensors::open(&self.path.join(&self.iteration_entry(it)?.tensors_file))
+    }
+
+    /// Map iteration `it`'s inputs.
+    pub fn inputs(&self, it: usize) -> Result<MappedTensors> {
+        MappedTensors::open(&self.path.join(&self.iteration_entry(it)?.inputs_file))
+    }
+
+    /// Load every iteration's inputs, in feed order.
+    pub fn load_inputs(&self) -> Result<Vec<Tensors>> {
+        let mut out = Vec::new();
+        for it in 0..self.iterations() {
+            let m = self.inputs(it)?;
+            let mut ts = Vec::new();
+            for name in &self.manifest.input_names {
+                let t = m
+                    .get(name)?
+                    .ok_or_else(|| Error::store(&self.path, format!("iteration {it} lacks input '{name}'")))?;
+                ts.push((name.clone(), t));
+            }
+            out.push(ts);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(entries: Vec<IterationEntry>) -> Manifest {
+        Manifest {
+            schema: MANIFEST_SCHEMA.into(),
+            tool: ToolInfo::current(),
+            runner: RunnerInfo { name: "test".into(), version: "0".into() },
+            model: ModelInfo { path: "m.onnx".into(), sha256: "00".into(), opset: Some(17), node_count: 1 },
+            inputs: InputSource {
+                kind: "random".into(),
+                path: None,
+                seed: Some(1),
+                val_ranges: vec![],
+                shapes: std::collections::BTreeMap::new(),
+                iterations: entries.len(),
+            },
+            input_names: vec!["x".into()],
+            tensors: vec![TensorEntry {
+                name: "y".into(),
+                node: Some("n".into()),
+                op_type: Some("Relu".into()),
+                topo_index: 0,
+                dtype: DType::Float16,
+                shape: vec![2],
+                is_output: true,
+            }],
+            not_captured: vec![],
+            subgraph_tensors: vec![],
+            iterations: entries,
+            warnings: vec![],
+            timings: Timings::default(),
+            created_unix: 0,
+        }
+    }
+
+    #[test]
+    fn write_then_read_back() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|e| Error::store("tmp", e.to_string()))?;
+        let dir = tmp.path().join("run");
+        let x = Tensor::from_f32(&[2], &[1.0, -2.0]).map_err(|e| Error::input(e.to_string()))?;
+        let y = Tensor::from_f16(&[2], &[half::f16::from_f32(1.0), half::f16::INFINITY])
+            .map_err(|e| Error::input(e.to_string()))?;
+        let w = RunWriter::create(&dir)?;
+        let e = w.write_iteration(0, &vec![("x".into(), x.clone())], &vec![("y".into(), y.clone())], 0.5)?;
+        w.finish(&manifest(vec![e]))?;
+        let r = RunDir::open(&dir)?;
+        assert_eq!(r.tensors(0)?.get("y")?, Some(y));
+        assert_eq!(r.tensors(0)?.get("nope")?, None);
+        assert_eq!(r.load_inputs()?, vec![vec![("x".to_string(), x)]]);
+        // Replacing a run works, and nothing partial is left next to it.
+        let w = RunWriter::create(&dir)?;
+        drop(w);
+        let leftovers: Vec<_> = fs::read_dir(tmp.path()).map_err(|e| Error::store("tmp", e.to_string()))?.collect();
+        assert_eq!(leftovers.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_to_replace_foreign_directories() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|e| Error::store("tmp", e.to_string()))?;
+        fs::write(tmp.path().join("precious.txt"), "x").map_err(|e| Error::store("tmp", e.to_string()))?;
+        assert!(RunWriter::create(tmp.path()).is_err());
+        assert!(RunDir::open(tmp.path()).is_err_and(|e| e.to_string().contains("not a trtlens run directory")));
+        Ok(())
+    }
+}
