@@ -4,6 +4,7 @@
 //! command line through [`cli`].
 
 pub mod cli;
+pub mod compare;
 pub mod error;
 pub mod inputs;
 pub mod io;

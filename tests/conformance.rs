@@ -210,33 +210,50 @@ fn read_tensor_pb(path: &Path) -> Result<(Option<String>, Tensor), Outcome> {
 
 /// Pair `files` with the graph tensors `names`: by position when the counts agree, else by the
 /// `TensorProto` name.
-fn pair(names: &[String], files: &[PathBuf], what: &str) -> Result<Tensors, Outcome> {
+fn pair(model: &Model, names: &[String], files: &[PathBuf], what: &str) -> Result<Tensors, Outcome> {
     let decoded: Vec<(Option<String>, Tensor)> = files.iter().map(|f| read_tensor_pb(f)).collect::<Result<_, _>>()?;
-    if decoded.len() == names.len() {
-        return Ok(names.iter().cloned().zip(decoded.into_iter().map(|(_, t)| t)).collect());
-    }
     let mut out: Tensors = Vec::new();
-    for (pb_name, t) in decoded {
-        match pb_name {
-            Some(n) if names.contains(&n) => out.push((n, t)),
-            Some(n) => {
-                return Err(Outcome::Error(format!("{what} file names tensor '{n}', which the graph does not have")));
+    if decoded.len() == names.len() {
+        out = names.iter().cloned().zip(decoded.into_iter().map(|(_, t)| t)).collect();
+    } else {
+        for (pb_name, t) in decoded {
+            match pb_name {
+                Some(n) if names.contains(&n) => out.push((n, t)),
+                Some(n) => {
+                    return Err(Outcome::Error(format!(
+                        "{what} file names tensor '{n}', which the graph does not have"
+                    )));
+                }
+                None => {
+                    return Err(Outcome::Error(format!(
+                        "{} {what} files for {} graph {what}s and the files carry no names",
+                        files.len(),
+                        names.len()
+                    )));
+                }
             }
-            None => {
-                return Err(Outcome::Error(format!(
-                    "{} {what} files for {} graph {what}s and the files carry no names",
-                    files.len(),
-                    names.len()
-                )));
+        }
+        if what == "input" {
+            if let Some(missing) = names.iter().find(|n| runner::find(&out, n).is_none()) {
+                return Err(Outcome::Unsupported(format!("no data for input '{missing}' (omitted optional input?)")));
             }
         }
     }
-    if what == "input" {
-        if let Some(missing) = names.iter().find(|n| runner::find(&out, n).is_none()) {
-            return Err(Outcome::Unsupported(format!("no data for input '{missing}' (omitted optional input?)")));
-        }
+    for (name, t) in &mut out {
+        *t = bf16_quirk(model, name, std::mem::replace(t, Tensor::zeros(DType::Uint8, vec![0])));
     }
     Ok(out)
+}
+
+/// The node tests store bfloat16 data as `UINT16` tensors (numpy has no bfloat16): reinterpret
+/// the bits when the graph declares the tensor bfloat16.
+fn bf16_quirk(model: &Model, name: &str, t: Tensor) -> Tensor {
+    let declared = model.graph.tensor(name).and_then(|i| i.ty.elem_type);
+    if declared != Some(data_type::BFLOAT16) || t.dtype() != DType::Uint16 {
+        return t;
+    }
+    // Same element size, so this cannot fail; keep the original tensor if it somehow does.
+    Tensor::from_bytes(DType::Bfloat16, t.shape().to_vec(), t.bytes().to_vec()).unwrap_or(t)
 }
 
 /// Declared graph inputs/outputs that trtlens cannot carry.
@@ -346,11 +363,11 @@ fn run_test(kind: RunnerKind, dir: &Path) -> Outcome {
     let mut cases = Vec::new();
     for set in &sets {
         let files = |prefix: &str| numbered_files(set, prefix).map_err(Outcome::Error);
-        let inputs = match files("input_").and_then(|f| pair(&model.graph.inputs, &f, "input")) {
+        let inputs = match files("input_").and_then(|f| pair(&model, &model.graph.inputs, &f, "input")) {
             Ok(t) => t,
             Err(o) => return o,
         };
-        let expected = match files("output_").and_then(|f| pair(&model.graph.outputs, &f, "output")) {
+        let expected = match files("output_").and_then(|f| pair(&model, &model.graph.outputs, &f, "output")) {
             Ok(t) => t,
             Err(o) => return o,
         };
@@ -452,7 +469,8 @@ fn run_jobs(jobs: &[Job], parallel: usize, timeout: Duration) -> Vec<JobResult> 
                     in_flight.insert(i, (Instant::now(), false));
                 }
                 Err(e) => {
-                    results[i] = Some(JobResult { outcome: Outcome::Error(format!("cannot spawn thread: {e}")), seconds: 0.0 });
+                    results[i] =
+                        Some(JobResult { outcome: Outcome::Error(format!("cannot spawn thread: {e}")), seconds: 0.0 });
                     done += 1;
                 }
             }
@@ -479,7 +497,12 @@ fn run_jobs(jobs: &[Job], parallel: usize, timeout: Duration) -> Vec<JobResult> 
         }
         for (i, el) in abandoned {
             in_flight.remove(&i);
-            println!("  timeout: {} {} abandoned after {}s (thread left running)", jobs[i].kind.name(), jobs[i].test, el.as_secs());
+            println!(
+                "  timeout: {} {} abandoned after {}s (thread left running)",
+                jobs[i].kind.name(),
+                jobs[i].test,
+                el.as_secs()
+            );
             results[i] = Some(JobResult {
                 outcome: Outcome::Error(format!("timeout: no result after {}s", el.as_secs())),
                 seconds: el.as_secs_f64(),
@@ -517,39 +540,87 @@ fn read_allow_list(kind: RunnerKind) -> BTreeSet<String> {
 
 /// A short, stable category for a non-passing outcome, used to group the report and allow-lists.
 fn category(o: &Outcome) -> String {
-    let m = o.message();
-    let m = m.strip_prefix("runner tract: ").or_else(|| m.strip_prefix("runner onnxruntime: ")).unwrap_or(m);
+    let m = short_reason(o.message());
     let kind = o.label();
     let c = if m.starts_with("panic") {
         "panic".to_string()
     } else if m.starts_with("timeout") {
         "timeout".to_string()
-    } else if let Some(op) = unsupported_op(m) {
+    } else if let Some(op) = unsupported_op(&m) {
         format!("unsupported operator {op}")
     } else if matches!(o, Outcome::Fail(_)) {
-        if m.contains("dtype ") && m.contains("but expected") && !m.contains("values differ") {
-            "wrong output dtype".to_string()
-        } else if m.contains(": shape ") {
-            "wrong output shape".to_string()
-        } else {
+        if m.contains("values differ") {
             "wrong values".to_string()
+        } else if m.contains(": dtype ") {
+            "wrong output dtype".to_string()
+        } else {
+            "wrong output shape".to_string()
         }
     } else if matches!(o, Outcome::Unsupported(_)) {
-        unsupported_category(m)
+        unsupported_category(&m)
+    } else if needs_constant(&m) {
+        "needs a constant where the test feeds a graph input".to_string()
     } else {
-        // Errors: the first clause of the message, with node names and numbers removed.
-        let first = m.split([':', '(']).next().unwrap_or(m);
-        let words: Vec<&str> = first.split_whitespace().filter(|w| !w.contains('"') && !w.contains('#')).collect();
-        words.join(" ").chars().take(60).collect()
+        let generic = regex(r"\b\d+\b").replace_all(&m, "N");
+        let cut = generic.find(['[', '{']).unwrap_or(generic.len());
+        generic[..cut].chars().take(70).collect::<String>().trim_end_matches([' ', ':', ',']).to_string()
     };
     format!("{kind}: {c}")
 }
 
+/// A compiled regex (patterns are literals of this file).
+fn regex(pattern: &str) -> regex::Regex {
+    match regex::Regex::new(pattern) {
+        Ok(r) => r,
+        Err(e) => panic!("bad regex {pattern}: {e}"),
+    }
+}
+
+/// The message without the parts that differ from test to test (runner prefix, node ids and
+/// names, model paths).
+fn short_reason(m: &str) -> String {
+    let rules: [(&str, &str); 6] = [
+        (r"^runner \w+: ", ""),
+        (r#"#\d+ "[^"]*" "#, ""),
+        (r"cannot load model \S+ into ONNX Runtime: ", "cannot load model: "),
+        (r"in output_facts invocation for [^:]*: ", ""),
+        (r"ToTypedTranslator: ", ""),
+        (r"/onnxruntime_src/\S+ ", ""),
+    ];
+    let mut s = m.replace('\n', " ");
+    for (pat, rep) in rules {
+        s = regex(pat).replace_all(&s, rep).into_owned();
+    }
+    s
+}
+
+/// tract wants a constant (axes, shape, pads, scales...) that the node test feeds as an input.
+fn needs_constant(m: &str) -> bool {
+    let l = m.to_ascii_lowercase();
+    ["must be a const", "to be a const", "as a constant", "is variable", "not const", "be constant", "a const"]
+        .iter()
+        .any(|k| l.contains(k))
+        || l.contains("expect constant")
+        || l.contains("known scalar")
+        || l.contains("expects a constant")
+        || l.contains("expected dim and value to be determined")
+        || l.contains("non constant")
+        || l.contains("typable only if")
+        || l.contains("neither sizes nor scales")
+}
+
 /// The operator named by an "unsupported operator" error, if the message is one.
 fn unsupported_op(m: &str) -> Option<String> {
-    // tract: `Unimplemented(Foo)` or `... not implemented ...`
+    // tract: `Unimplemented(Foo)`.
     if let Some(rest) = m.split("Unimplemented(").nth(1) {
         return rest.split(')').next().map(str::to_string);
+    }
+    // ONNX Runtime: `Could not find an implementation for Foo(11) node` / `Foo(-1) is not a registered function/op`.
+    if let Some(c) = regex(r"Could not find an implementation for (\w+)\(").captures(m) {
+        return Some(format!("{} (for these types)", &c[1]));
+    }
+    if let Some(c) = regex(r"(\w+)\(-?\d+\) is not a registered function/op").captures(m) {
+        return Some(c[1].to_string());
     }
     None
 }
@@ -584,7 +655,7 @@ fn bless(kind: RunnerKind, rows: &[(&str, &JobResult)]) -> std::io::Result<()> {
     for (cat, tests) in &groups {
         let _ = writeln!(s, "\n# --- {cat} ({})", tests.len());
         for (t, o) in tests {
-            let reason: String = o.message().replace('\n', " ").chars().take(110).collect();
+            let reason: String = short_reason(o.message()).chars().take(120).collect();
             let _ = writeln!(s, "{t}  # {reason}");
         }
     }
@@ -621,7 +692,12 @@ fn probe_runner(kind: RunnerKind, tests: &[(String, PathBuf)]) -> Result<(), Str
 }
 
 fn parse_runners() -> Result<Vec<RunnerKind>, String> {
-    let spec = std::env::var("TRTLENS_CONFORMANCE_RUNNERS").unwrap_or_else(|_| "tract,onnxruntime".into());
+    // By default, every runner this build has (the cargo features also apply to this test).
+    let default: Vec<&str> = [(cfg!(feature = "tract"), "tract"), (cfg!(feature = "onnxruntime"), "onnxruntime")]
+        .into_iter()
+        .filter_map(|(on, n)| on.then_some(n))
+        .collect();
+    let spec = std::env::var("TRTLENS_CONFORMANCE_RUNNERS").unwrap_or_else(|_| default.join(","));
     spec.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -784,7 +860,11 @@ fn onnx_backend_node_tests() {
         summaries.push(format!(
             "conformance {name}: {passed} passed, {allowed} allowed failures, {unsupported} unsupported-io, {} total{}",
             rows.len(),
-            if regressions.is_empty() || blessing { String::new() } else { format!(", {} REGRESSIONS", regressions.len()) }
+            if regressions.is_empty() || blessing {
+                String::new()
+            } else {
+                format!(", {} REGRESSIONS", regressions.len())
+            }
         ));
     }
     println!();

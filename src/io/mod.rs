@@ -1,5 +1,5 @@
 //! File formats for tensors: `.npy`/`.npz`, safetensors input files, and Polygraphy's JSON files,
-//! plus [`load_inputs_file`], which reads input data in any of them.
+//! plus [`load_inputs_file`], which reads input data in any of them, and [`load_run_results`].
 
 pub mod npy;
 pub mod polygraphy;
@@ -96,12 +96,35 @@ pub fn load_inputs_file(path: &Path) -> Result<Vec<Tensors>> {
 /// --save-inputs DIR` writes when `DIR` has no extension): the `*.json` files in name order, each
 /// holding one iteration (or a list of them).
 pub fn load_polygraphy_inputs_dir(dir: &Path) -> Result<Vec<Tensors>> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Error::input(format!("{}: cannot list the directory: {e}", dir.display())))?;
+    let mut out = Vec::new();
+    for file in json_files(dir)? {
+        let bytes = read_file(&file)?;
+        out.extend(polygraphy::read_inputs_json(&bytes).map_err(|e| Error::input(format!("{}: {e}", file.display())))?);
+    }
+    Ok(out)
+}
+
+/// Load Polygraphy run results (`polygraphy run --save-outputs`) from a file, or from a directory
+/// of per-iteration files (what an extensionless `--save-outputs DIR` writes: `*.json` files in
+/// name order, each a single-iteration `RunResults`, joined with runners matched by name).
+pub fn load_run_results(path: &Path) -> Result<polygraphy::RunResults> {
+    let files = if path.is_dir() { json_files(path)? } else { vec![path.to_path_buf()] };
+    let mut results = polygraphy::RunResults::default();
+    for file in files {
+        let bytes = read_file(&file)?;
+        let more =
+            polygraphy::read_run_results(&bytes).map_err(|e| Error::input(format!("{}: {e}", file.display())))?;
+        polygraphy::concat_run_results(&mut results, more);
+    }
+    Ok(results)
+}
+
+/// The `*.json` files of a directory in name order (Polygraphy zero-pads the iteration index).
+fn json_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let list_error = |e: std::io::Error| Error::input(format!("{}: cannot list the directory: {e}", dir.display()));
     let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::input(format!("{}: cannot list the directory: {e}", dir.display())))?;
-        let path = entry.path();
+    for entry in std::fs::read_dir(dir).map_err(list_error)? {
+        let path = entry.map_err(list_error)?.path();
         if path.extension().is_some_and(|x| x == "json") && path.is_file() {
             files.push(path);
         }
@@ -110,12 +133,7 @@ pub fn load_polygraphy_inputs_dir(dir: &Path) -> Result<Vec<Tensors>> {
         return Err(Error::input(format!("{}: the directory holds no Polygraphy *.json files", dir.display())));
     }
     files.sort();
-    let mut out = Vec::new();
-    for file in files {
-        let bytes = read_file(&file)?;
-        out.extend(polygraphy::read_inputs_json(&bytes).map_err(|e| Error::input(format!("{}: {e}", file.display())))?);
-    }
-    Ok(out)
+    Ok(files)
 }
 
 /// Read a whole file; errors name it and say whether it is missing.
@@ -211,6 +229,34 @@ mod tests {
         assert_eq!(load_polygraphy_inputs_dir(dir.path())?, vec![it(1.0)?, it(2.0)?]);
         let empty = tempfile::tempdir().map_err(|e| Error::input(e.to_string()))?;
         assert!(err_text(load_polygraphy_inputs_dir(empty.path())).contains("holds no Polygraphy"));
+        Ok(())
+    }
+
+    #[test]
+    fn loads_run_results_from_a_file_or_an_iteration_directory() -> Result<()> {
+        let whole = load_run_results(&fixture("polygraphy_outputs.json"))?;
+        assert_eq!(whole.runners.len(), 2);
+        // Split it the way Polygraphy's per-iteration writer does: one RunResults per iteration.
+        let dir = tempfile::tempdir().map_err(|e| Error::input(e.to_string()))?;
+        for it in 0..2 {
+            let single = polygraphy::RunResults {
+                runners: whole
+                    .runners
+                    .iter()
+                    .map(|r| polygraphy::RunnerResults {
+                        name: r.name.clone(),
+                        iterations: vec![r.iterations[it].clone()],
+                    })
+                    .collect(),
+            };
+            write(dir.path(), &format!("{it:010}.json"), &polygraphy::write_run_results(&single))?;
+        }
+        assert_eq!(load_run_results(dir.path())?, whole);
+        let e = match load_run_results(&fixture("polygraphy_inputs.json")) {
+            Ok(r) => format!("{r:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("polygraphy_inputs.json: this looks like Polygraphy input data"), "{e}");
         Ok(())
     }
 }

@@ -94,7 +94,7 @@ pub fn write_npy(t: &Tensor) -> Vec<u8> {
     let hlen = dict.len() + 1;
     let pad_for = |prefix: usize| ARRAY_ALIGN - (prefix + hlen) % ARRAY_ALIGN;
     let (version, pad) =
-        if hlen + pad_for(10) <= usize::from(u16::MAX) { (1u8, pad_for(10)) } else { (2u8, pad_for(12)) };
+        if u16::try_from(hlen + pad_for(10)).is_ok() { (1u8, pad_for(10)) } else { (2u8, pad_for(12)) };
     let total_header = hlen + pad;
     let mut out = Vec::with_capacity(12 + total_header + t.bytes().len());
     out.extend_from_slice(MAGIC);

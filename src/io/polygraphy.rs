@@ -1,5 +1,5 @@
 //! Polygraphy's JSON files: input data (`polygraphy run --save-inputs`) and run results
-//! (`polygraphy run --save-outputs`).
+//! (`polygraphy run --save-outputs`, alias `--save-results`).
 //!
 //! Both wrap every array as `{"array": B64, "polygraphy_class": "ndarray"}`, where `B64` is the
 //! standard base64 of a complete `.npy` file (see [`crate::io::npy`]).
@@ -15,8 +15,8 @@
 //! `LazyArray` wrapper), `LazyNumpyArray`, legacy `"__polygraphy_encoded_<type>":
 //! "polygraphy_serialized_json_type"` markers, latin-1 instead of base64 payloads and payloads
 //! that are `.npz` archives (the first array is used) are all accepted. Bare `NaN`/`Infinity`
-//! literals, which Python's `json` writes for non-finite floats, are read as `null`. PyTorch
-//! tensors (`"polygraphy_class": "Tensor"`, a pickle) are refused with an explanation.
+//! literals, which Python's `json` writes for non-finite floats, are read as `null`.
+//! `PyTorch` tensors (`"polygraphy_class": "Tensor"`, a pickle) are refused with an explanation.
 //!
 //! Writing produces what Polygraphy itself writes (4-space indented JSON, the same key order and
 //! `.npy` payloads byte-identical to `numpy.save`), so `polygraphy run --load-inputs` and
@@ -45,7 +45,7 @@ pub enum Kind {
     Inputs,
     /// Run results (`polygraphy run --save-outputs`).
     RunResults,
-    /// Comparison results (`polygraphy run --save-results`), which hold no tensors.
+    /// Comparison results (`polygraphy run --save-accuracy-results`), which hold no tensors.
     AccuracyResults,
     /// Not JSON, or JSON of another shape.
     Unknown,
@@ -167,9 +167,9 @@ pub fn read_inputs_json(bytes: &[u8]) -> Result<Vec<Tensors>> {
             };
             feed.iter()
                 .map(|(name, v)| {
-                    decode_array(v)
-                        .map(|t| (name.clone(), t))
-                        .map_err(|e| Error::input(format!("Polygraphy input data, iteration {it}, input '{name}': {e}")))
+                    decode_array(v).map(|t| (name.clone(), t)).map_err(|e| {
+                        Error::input(format!("Polygraphy input data, iteration {it}, input '{name}': {e}"))
+                    })
                 })
                 .collect()
         })
@@ -186,7 +186,7 @@ pub fn write_inputs_json(iterations: &[Tensors]) -> Vec<u8> {
     to_pretty_json(&Value::Array(list))
 }
 
-/// Read a run-results file.
+/// Read a run-results file (`--save-outputs`), keeping runner, iteration and output order.
 pub fn read_run_results(bytes: &[u8]) -> Result<RunResults> {
     let value = parse_json(bytes)?;
     let top = match &value {
@@ -229,12 +229,24 @@ pub fn read_run_results(bytes: &[u8]) -> Result<RunResults> {
             .iter()
             .enumerate()
             .map(|(it, v)| {
-                read_iteration(v).map_err(|e| Error::input(format!("Polygraphy run results, runner '{name}', iteration {it}{e}")))
+                read_iteration(v)
+                    .map_err(|e| Error::input(format!("Polygraphy run results, runner '{name}', iteration {it}{e}")))
             })
             .collect::<Result<_>>()?;
         runners.push(RunnerResults { name: name.clone(), iterations });
     }
     Ok(RunResults { runners })
+}
+
+/// Append the iterations of `more` to `results`, matching runners by name (Polygraphy's
+/// `RunResults.concat`, used for directories of per-iteration files).
+pub fn concat_run_results(results: &mut RunResults, more: RunResults) {
+    for runner in more.runners {
+        match results.runners.iter_mut().find(|r| r.name == runner.name) {
+            Some(existing) => existing.iterations.extend(runner.iterations),
+            None => results.runners.push(runner),
+        }
+    }
 }
 
 fn bad_runner_entry(r: usize) -> Error {
@@ -412,10 +424,10 @@ fn parse_json(bytes: &[u8]) -> Result<Value> {
     match serde_json::from_slice(bytes) {
         Ok(v) => Ok(v),
         Err(e) => {
-            if let Some(fixed) = null_non_finite(bytes) {
-                if let Ok(v) = serde_json::from_slice(&fixed) {
-                    return Ok(v);
-                }
+            if let Some(fixed) = null_non_finite(bytes)
+                && let Ok(v) = serde_json::from_slice(&fixed)
+            {
+                return Ok(v);
             }
             let hint = if e.is_eof() { " (the file is truncated)" } else { "" };
             Err(Error::input(format!("not valid JSON: {e}{hint}")))
@@ -460,7 +472,8 @@ fn null_non_finite(bytes: &[u8]) -> Option<Vec<u8>> {
 /// JSON as Python's `json.dumps(obj, indent=4)` writes it.
 fn to_pretty_json(v: &Value) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(b"    "));
     v.serialize(&mut ser).expect("serializing a JSON value into memory cannot fail");
     out
 }
@@ -534,9 +547,8 @@ mod tests {
                 assert_eq!(names(outs), ["z_logits", "argmax", "is_valid", "a_probs"], "file order, not sorted");
                 let z = &outs[0].1;
                 assert_eq!((z.dtype(), z.shape()), (DType::Float16, &[2, 3][..]));
-                let want: Vec<f64> = (0..6)
-                    .map(|i| f64::from(f16::from_f64(f64::from(i) / 8.0 + itf + rf / 1024.0)))
-                    .collect();
+                let want: Vec<f64> =
+                    (0..6).map(|i| f64::from(f16::from_f64(f64::from(i) / 8.0 + itf + rf / 1024.0))).collect();
                 assert_eq!(z.to_f64_vec(), want);
                 let argmax = &outs[1].1;
                 assert_eq!((argmax.dtype(), argmax.shape()), (DType::Int64, &[2][..]));
@@ -549,6 +561,43 @@ mod tests {
             }
         }
         assert_eq!(String::from_utf8_lossy(&write_run_results(&results)), String::from_utf8_lossy(&bytes));
+        Ok(())
+    }
+
+    #[test]
+    fn reads_a_real_polygraphy_cli_run() -> Result<()> {
+        // `polygraphy run tiny.onnx --onnxrt --iterations 2 --save-inputs --save-outputs`, see
+        // make_fixtures.py: x_half = float16(x), twice_ids = ids + ids, positive = x > 0.
+        let inputs_bytes = fixture("cli_inputs.json")?;
+        let outputs_bytes = fixture("cli_outputs.json")?;
+        assert_eq!((sniff(&inputs_bytes), sniff(&outputs_bytes)), (Kind::Inputs, Kind::RunResults));
+        let inputs = read_inputs_json(&inputs_bytes)?;
+        let results = read_run_results(&outputs_bytes)?;
+        assert_eq!(results.runners.len(), 1);
+        let runner = &results.runners[0];
+        assert!(runner.name.starts_with("onnxrt-runner-"), "{}", runner.name);
+        assert_eq!((inputs.len(), runner.iterations.len()), (2, 2));
+        for (feed, it) in inputs.iter().zip(&runner.iterations) {
+            assert_eq!(names(feed), ["x", "ids"]);
+            let (x, ids) = (&feed[0].1, &feed[1].1);
+            assert_eq!(
+                (x.dtype(), x.shape(), ids.dtype(), ids.shape()),
+                (DType::Float32, &[2, 3][..], DType::Int64, &[2][..])
+            );
+            assert!(it.runtime.is_some_and(|r| r > 0.0 && r < 10.0));
+            assert_eq!(names(&it.outputs), ["x_half", "twice_ids", "positive"]);
+            let half: Vec<f64> = x.to_f64_vec().iter().map(|&v| f64::from(f16::from_f64(v))).collect();
+            assert_eq!(it.outputs[0].1.to_f64_vec(), half);
+            assert_eq!(it.outputs[0].1.dtype(), DType::Float16);
+            let twice: Vec<i64> = (0..2).map(|i| 2 * ids.get_i64(i)).collect();
+            assert_eq!((0..2).map(|i| it.outputs[1].1.get_i64(i)).collect::<Vec<_>>(), twice);
+            let positive: Vec<u8> = x.to_f64_vec().iter().map(|&v| u8::from(v > 0.0)).collect();
+            assert_eq!((it.outputs[2].1.dtype(), it.outputs[2].1.bytes()), (DType::Bool, &positive[..]));
+        }
+        // Distinct iterations (the data loader varies them).
+        assert_ne!(inputs[0], inputs[1]);
+        assert_eq!(read_run_results(&write_run_results(&results))?, results);
+        assert_eq!(write_inputs_json(&inputs), inputs_bytes);
         Ok(())
     }
 
@@ -575,7 +624,7 @@ mod tests {
         Ok(())
     }
 
-    /// A RunResults file with one output, `x`, whose value object is `array`.
+    /// A `RunResults` file with one output, `x`, whose value object is `array`.
     fn run_results_with(array: &str, runtime: &str) -> String {
         format!(
             r#"{{"lst": [["r", [{{"outputs": {{"x": {array}}}, "runtime": {runtime}, "runner_name": "r"}}]]],
@@ -648,6 +697,77 @@ mod tests {
         assert!(e.contains("no \"lst\" list"), "{e}");
         let e = err_text(read_run_results(b"NaN x"));
         assert!(e.contains("not valid JSON"), "{e}");
+        Ok(())
+    }
+
+    /// Polygraphy and numpy themselves read what trtlens writes. Skipped (passing) when python3
+    /// with polygraphy and numpy is not installed.
+    #[test]
+    fn polygraphy_reads_what_we_write() -> Result<()> {
+        let probe = std::process::Command::new("python3").args(["-c", "import numpy, polygraphy.json"]).output();
+        if !probe.is_ok_and(|o| o.status.success()) {
+            eprintln!("skipped: python3 with numpy and polygraphy is not available");
+            return Ok(());
+        }
+        let dir = tempfile::tempdir().map_err(|e| Error::input(e.to_string()))?;
+        let tensors: Tensors = DType::ALL
+            .iter()
+            .map(|&d| {
+                let n = 6 * d.size();
+                let bytes: Vec<u8> =
+                    (0..n).map(|i| if d == DType::Bool { (i % 2) as u8 } else { (i * 37 % 251) as u8 }).collect();
+                Tensor::from_bytes(d, vec![2, 3], bytes)
+                    .map(|t| (format!("/{d}:0"), t))
+                    .map_err(|e| Error::input(e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        let results = RunResults {
+            runners: vec![RunnerResults {
+                name: "trtlens".into(),
+                iterations: vec![IterationResult { outputs: tensors.clone(), runtime: Some(0.5) }],
+            }],
+        };
+        let write = |name: &str, bytes: &[u8]| {
+            std::fs::write(dir.path().join(name), bytes).map_err(|e| Error::input(e.to_string()))
+        };
+        write("in.json", &write_inputs_json(&[tensors.clone(), tensors.clone()]))?;
+        write("out.json", &write_run_results(&results))?;
+        write("t.npz", &npy::write_npz(&tensors)?)?;
+        // Print name, dtype, shape and the raw bytes (hex) of every array as each reader sees it.
+        let script = r#"
+import sys, numpy as np
+from polygraphy.json import load_json
+from polygraphy.comparator import RunResults
+d = sys.argv[1]
+def show(name, a):
+    print(name, a.dtype.str, list(a.shape), a.tobytes().hex())
+feeds = load_json(d + "/in.json")
+assert len(feeds) == 2
+for k, v in feeds[1].items(): show(k, v)
+res = RunResults.load(d + "/out.json")
+for name, its in res.items():
+    assert name == "trtlens" and its[0].runtime == 0.5
+    for k, v in its[0].items(): show(k, v)
+for k, v in np.load(d + "/t.npz").items(): show(k, v)
+"#;
+        let out = std::process::Command::new("python3")
+            .args(["-c", script, &dir.path().display().to_string()])
+            .output()
+            .map_err(|e| Error::input(e.to_string()))?;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let expected: Vec<String> = tensors
+            .iter()
+            .map(|(name, t)| {
+                // numpy reports bfloat16 as raw 2-byte records.
+                let descr = if t.dtype() == DType::Bfloat16 { "|V2" } else { t.dtype().npy_descr() };
+                let hex: Vec<String> = t.bytes().iter().map(|b| format!("{b:02x}")).collect();
+                format!("{name} {descr} [2, 3] {}", hex.concat())
+            })
+            .collect();
+        // Polygraphy logs to stdout too; keep only the array lines (every name starts with '/').
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let shown: Vec<&str> = stdout.lines().filter(|l| l.starts_with('/')).collect();
+        assert_eq!(shown, [&expected[..], &expected, &expected].concat());
         Ok(())
     }
 

@@ -93,12 +93,6 @@ pub mod attribute_type {
 pub struct AttributeProto {
     #[prost(string, optional, tag = "1")]
     pub name: Option<String>,
-    #[prost(string, optional, tag = "21")]
-    pub ref_attr_name: Option<String>,
-    #[prost(string, optional, tag = "13")]
-    pub doc_string: Option<String>,
-    #[prost(int32, optional, tag = "20")]
-    pub r#type: Option<i32>,
     #[prost(float, optional, tag = "2")]
     pub f: Option<f32>,
     #[prost(int64, optional, tag = "3")]
@@ -109,10 +103,6 @@ pub struct AttributeProto {
     pub t: Option<TensorProto>,
     #[prost(message, optional, tag = "6")]
     pub g: Option<GraphProto>,
-    #[prost(message, optional, tag = "22")]
-    pub sparse_tensor: Option<SparseTensorProto>,
-    #[prost(message, optional, tag = "14")]
-    pub tp: Option<TypeProto>,
     #[prost(float, repeated, packed = "false", tag = "7")]
     pub floats: Vec<f32>,
     #[prost(int64, repeated, packed = "false", tag = "8")]
@@ -123,10 +113,20 @@ pub struct AttributeProto {
     pub tensors: Vec<TensorProto>,
     #[prost(message, repeated, tag = "11")]
     pub graphs: Vec<GraphProto>,
-    #[prost(message, repeated, tag = "23")]
-    pub sparse_tensors: Vec<SparseTensorProto>,
+    #[prost(string, optional, tag = "13")]
+    pub doc_string: Option<String>,
+    #[prost(message, optional, tag = "14")]
+    pub tp: Option<TypeProto>,
     #[prost(message, repeated, tag = "15")]
     pub type_protos: Vec<TypeProto>,
+    #[prost(int32, optional, tag = "20")]
+    pub r#type: Option<i32>,
+    #[prost(string, optional, tag = "21")]
+    pub ref_attr_name: Option<String>,
+    #[prost(message, optional, tag = "22")]
+    pub sparse_tensor: Option<SparseTensorProto>,
+    #[prost(message, repeated, tag = "23")]
+    pub sparse_tensors: Vec<SparseTensorProto>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -151,14 +151,14 @@ pub struct NodeProto {
     pub name: Option<String>,
     #[prost(string, optional, tag = "4")]
     pub op_type: Option<String>,
-    #[prost(string, optional, tag = "7")]
-    pub domain: Option<String>,
-    #[prost(string, optional, tag = "8")]
-    pub overload: Option<String>,
     #[prost(message, repeated, tag = "5")]
     pub attribute: Vec<AttributeProto>,
     #[prost(string, optional, tag = "6")]
     pub doc_string: Option<String>,
+    #[prost(string, optional, tag = "7")]
+    pub domain: Option<String>,
+    #[prost(string, optional, tag = "8")]
+    pub overload: Option<String>,
     #[prost(message, repeated, tag = "9")]
     pub metadata_props: Vec<StringStringEntryProto>,
     #[prost(message, repeated, tag = "10")]
@@ -237,8 +237,6 @@ pub struct TrainingInfoProto {
 pub struct ModelProto {
     #[prost(int64, optional, tag = "1")]
     pub ir_version: Option<i64>,
-    #[prost(message, repeated, tag = "8")]
-    pub opset_import: Vec<OperatorSetIdProto>,
     #[prost(string, optional, tag = "2")]
     pub producer_name: Option<String>,
     #[prost(string, optional, tag = "3")]
@@ -251,6 +249,8 @@ pub struct ModelProto {
     pub doc_string: Option<String>,
     #[prost(message, optional, tag = "7")]
     pub graph: Option<GraphProto>,
+    #[prost(message, repeated, tag = "8")]
+    pub opset_import: Vec<OperatorSetIdProto>,
     #[prost(message, repeated, tag = "14")]
     pub metadata_props: Vec<StringStringEntryProto>,
     #[prost(message, repeated, tag = "20")]
@@ -295,8 +295,6 @@ pub struct GraphProto {
     pub name: Option<String>,
     #[prost(message, repeated, tag = "5")]
     pub initializer: Vec<TensorProto>,
-    #[prost(message, repeated, tag = "15")]
-    pub sparse_initializer: Vec<SparseTensorProto>,
     #[prost(string, optional, tag = "10")]
     pub doc_string: Option<String>,
     #[prost(message, repeated, tag = "11")]
@@ -307,6 +305,8 @@ pub struct GraphProto {
     pub value_info: Vec<ValueInfoProto>,
     #[prost(message, repeated, tag = "14")]
     pub quantization_annotation: Vec<TensorAnnotation>,
+    #[prost(message, repeated, tag = "15")]
+    pub sparse_initializer: Vec<SparseTensorProto>,
     #[prost(message, repeated, tag = "16")]
     pub metadata_props: Vec<StringStringEntryProto>,
 }
@@ -340,18 +340,18 @@ pub struct TensorProto {
     pub int64_data: Vec<i64>,
     #[prost(string, optional, tag = "8")]
     pub name: Option<String>,
-    #[prost(string, optional, tag = "12")]
-    pub doc_string: Option<String>,
     #[prost(bytes = "vec", optional, tag = "9")]
     pub raw_data: Option<Vec<u8>>,
-    #[prost(message, repeated, tag = "13")]
-    pub external_data: Vec<StringStringEntryProto>,
-    #[prost(int32, optional, tag = "14")]
-    pub data_location: Option<i32>,
     #[prost(double, repeated, packed = "true", tag = "10")]
     pub double_data: Vec<f64>,
     #[prost(uint64, repeated, packed = "true", tag = "11")]
     pub uint64_data: Vec<u64>,
+    #[prost(string, optional, tag = "12")]
+    pub doc_string: Option<String>,
+    #[prost(message, repeated, tag = "13")]
+    pub external_data: Vec<StringStringEntryProto>,
+    #[prost(int32, optional, tag = "14")]
+    pub data_location: Option<i32>,
     #[prost(message, repeated, tag = "16")]
     pub metadata_props: Vec<StringStringEntryProto>,
 }
@@ -470,8 +470,6 @@ pub struct FunctionProto {
     pub output: Vec<String>,
     #[prost(string, repeated, tag = "6")]
     pub attribute: Vec<String>,
-    #[prost(message, repeated, tag = "11")]
-    pub attribute_proto: Vec<AttributeProto>,
     #[prost(message, repeated, tag = "7")]
     pub node: Vec<NodeProto>,
     #[prost(string, optional, tag = "8")]
@@ -480,10 +478,12 @@ pub struct FunctionProto {
     pub opset_import: Vec<OperatorSetIdProto>,
     #[prost(string, optional, tag = "10")]
     pub domain: Option<String>,
-    #[prost(string, optional, tag = "13")]
-    pub overload: Option<String>,
+    #[prost(message, repeated, tag = "11")]
+    pub attribute_proto: Vec<AttributeProto>,
     #[prost(message, repeated, tag = "12")]
     pub value_info: Vec<ValueInfoProto>,
+    #[prost(string, optional, tag = "13")]
+    pub overload: Option<String>,
     #[prost(message, repeated, tag = "14")]
     pub metadata_props: Vec<StringStringEntryProto>,
 }

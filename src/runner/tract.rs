@@ -62,7 +62,9 @@ impl TractRunner {
                 return Err(tract_onnx::prelude::TractError::msg(format!("no value for input '{name}'")));
             };
             if t.dtype() == DType::Bfloat16 {
-                return Err(tract_onnx::prelude::TractError::msg(format!("input '{name}' is bfloat16, which tract does not support")));
+                return Err(tract_onnx::prelude::TractError::msg(format!(
+                    "input '{name}' is bfloat16, which tract does not support"
+                )));
             }
             m.set_input_fact(ix, InferenceFact::dt_shape(datum_type(t.dtype()), t.shape()))?;
         }

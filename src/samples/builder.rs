@@ -1,7 +1,7 @@
 //! A small ONNX graph builder over the `prost` types of [`crate::model::proto`].
 //!
 //! It is made for the hand-written sample models: static shapes, named nodes, and a declared type
-//! (`value_info`) for every tensor a node produces, because TensorRT's parser and trtlens' own reports
+//! (`value_info`) for every tensor a node produces, because `TensorRT`'s parser and trtlens' own reports
 //! read declared types. Mistakes in a sample (a duplicate name, a node reading a tensor nobody
 //! produces, an output that does not exist) are programming errors and panic with a message.
 //!
@@ -29,7 +29,7 @@ use crate::model::proto::{
 use crate::model::tensor_proto::from_tensor;
 use crate::tensor::Tensor;
 
-/// IR version of the sample models (ONNX 1.10+, read by every current TensorRT).
+/// IR version of the sample models (ONNX 1.10+, read by every current `TensorRT`).
 pub const IR_VERSION: i64 = 8;
 /// Default-domain opset of the sample models.
 pub const OPSET: i64 = 17;
@@ -50,7 +50,7 @@ pub enum Attr {
     /// `STRING` (UTF-8).
     String(String),
     /// `TENSOR`.
-    Tensor(TensorProto),
+    Tensor(Box<TensorProto>),
 }
 
 impl Attr {
@@ -81,7 +81,7 @@ impl Attr {
             }
             Attr::Tensor(t) => {
                 a.r#type = Some(attribute_type::TENSOR);
-                a.t = Some(t.clone());
+                a.t = Some(t.as_ref().clone());
             }
         }
         a

@@ -10,7 +10,7 @@ use crate::model::proto::{ModelProto, data_type};
 /// `mlp_overflow.onnx`: `features[1,64] → MatMul+Add+Relu (256 hidden) → MatMul+Add → logits[1,10]`.
 ///
 /// Eight "outlier" hidden units have first-layer weights in `[2000, 6000]`, so their pre-activations
-/// are about 1e5–2e5 (FP16 max is 65504) and overflow to `inf` in FP16 at `mlp/fc1/MatMul`. Their
+/// are about 1.2e5–1.7e5 (FP16 max is 65504) and overflow to `inf` in FP16 at `mlp/fc1/MatMul`. Their
 /// second-layer weights are tiny (|w| ≤ 1e-5), so the FP32 logits stay within about ±5; in FP16
 /// the `inf`s reach the logits as `inf`/`NaN`.
 #[must_use]
@@ -52,8 +52,8 @@ pub fn mlp_overflow() -> ModelProto {
 
 /// `softmax_naive.onnx`: `features[1,32] → MatMul+Add → logits[1,16] → Exp / ReduceSum / Div`.
 ///
-/// Class 5 has a bias of 13 and positive weights, so its logit is about 14–15 for every input;
-/// `exp(14.6) ≈ 2.2e6` is far above FP16's 65504 (`exp(11.09) ≈ 65504`), so `softmax/Exp` gives
+/// Class 5 has a bias of 13 and positive weights, so its logit is about 14.4–15.2 for every input;
+/// `exp(15) ≈ 3.3e6` is far above FP16's 65504 (`exp(11.09) ≈ 65504`), so `softmax/Exp` gives
 /// `inf`, the sum is `inf` and `softmax/Div` gives `NaN` (inf/inf) and zeros.
 #[must_use]
 pub fn softmax_naive() -> ModelProto {
@@ -89,7 +89,7 @@ pub fn softmax_naive() -> ModelProto {
     b.build(super::SOFTMAX_NAIVE_DOC)
 }
 
-/// A LayerNorm over the last axis written out op by op (what older exporters produce):
+/// A layer norm over the last axis written out op by op (what older exporters produce):
 /// `ReduceMean, Sub, Pow(2), ReduceMean, Add(eps), Sqrt, Div, Mul(gamma), Add(beta)`. Node names
 /// are `ln/<step>/<Op>`, tensor names `ln/<value>`. Returns the output name (`out`).
 fn layernorm(b: &mut GraphBuilder, x: &str, shape: &[i64], eps: f32, out: &str) -> String {
@@ -116,9 +116,9 @@ fn layernorm(b: &mut GraphBuilder, x: &str, shape: &[i64], eps: f32, out: &str) 
 
 /// `layernorm_overflow.onnx`: `x[1,16,64] → MatMul+Add (proj) → LayerNorm (written out)`.
 ///
-/// Two outlier channels of the projection (weights in `[12, 28]` and `[-20, -8]`) sit near +640 and
-/// −450 while the others stay within ±3, so the squared deviations from the row mean (`ln/squared`)
-/// reach about 2e5–4e5 and overflow FP16 at `ln/square/Pow`. The variance becomes `inf` and every
+/// Two outlier channels of the projection (weights in `[12, 28]` and `[-20, -8]`) sit at +465…+840
+/// and −320…−575 while the others stay within ±3, so the squared deviations from the row mean
+/// (`ln/squared`) are 1e5–7e5 in every row and overflow FP16 at `ln/square/Pow`. The variance becomes `inf` and every
 /// normalised value collapses to 0 (the output to `beta`), although each input to the norm is
 /// comfortably inside FP16 range.
 #[must_use]
@@ -144,11 +144,11 @@ pub fn layernorm_overflow() -> ModelProto {
 
 /// `layernorm_eps_underflow.onnx`: `x[1,16,64] → Mul(1e-4) → LayerNorm (written out, eps = 1e-12)`.
 ///
-/// After the pre-scale the rows lie in `[0, 1e-4)`: the squared deviations are below 2.5e-9 and
-/// the variance about 8e-10, under half of FP16's smallest subnormal (5.96e-8), so `ln/square/Pow`
+/// After the pre-scale the rows lie in `[0, 1e-4)`: the squared deviations are below 4e-9 and
+/// the variance about 6e-10…1e-9, under half of FP16's smallest subnormal (5.96e-8), so `ln/square/Pow`
 /// flushes to 0 in FP16. The eps meant to keep the denominator positive is 1e-12, which is itself 0
 /// in FP16, so `ln/std` is 0 and `ln/normalize/Div` returns ±inf / NaN. In FP32 the output is an
-/// ordinary normalised row (|y| < 2).
+/// ordinary normalised row (|y| < 3).
 #[must_use]
 pub fn layernorm_eps_underflow() -> ModelProto {
     const SEQ: usize = 16;
@@ -163,7 +163,7 @@ pub fn layernorm_eps_underflow() -> ModelProto {
     b.build(super::LAYERNORM_EPS_UNDERFLOW_DOC)
 }
 
-/// Conv + BatchNormalization + Relu, with Kaiming-uniform weights and mild BN statistics.
+/// `Conv` + `BatchNormalization` + `Relu`, with Kaiming-uniform weights and mild BN statistics.
 #[allow(clippy::too_many_arguments)]
 fn conv_bn_relu(
     b: &mut GraphBuilder,

@@ -231,7 +231,7 @@ impl RunWriter {
             _ => PathBuf::from("."),
         };
         fs::create_dir_all(&parent)
-            .map_err(|e| Error::store(&parent, format!("cannot create the parent directory: {e}")))?;
+            .map_err(|e| Error::store(dir, format!("cannot create its parent directory {}: {e}", parent.display())))?;
         let base = dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
         let tmp_dir = parent.join(format!(".{base}.partial-{}", std::process::id()));
         if tmp_dir.exists() {

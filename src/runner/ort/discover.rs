@@ -54,15 +54,16 @@ pub fn candidates(explicit: Option<&Path>) -> Result<Vec<Candidate>> {
     }
     let mut out: Vec<Candidate> = Vec::new();
     let mut push = |path: PathBuf, source: String| {
+        let path = absolute(&path);
         let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         if !out.iter().any(|c| std::fs::canonicalize(&c.path).unwrap_or_else(|_| c.path.clone()) == key) {
             out.push(Candidate { path, source });
         }
     };
-    if let Some(dir) = python_package_dir() {
-        if let Some(p) = best_in_dir(&dir.join("capi")) {
-            push(p, format!("python onnxruntime ({})", dir.display()));
-        }
+    if let Some(dir) = python_package_dir()
+        && let Some(p) = best_in_dir(&dir.join("capi"))
+    {
+        push(p, format!("python onnxruntime ({})", dir.display()));
     }
     for dir in search_dirs() {
         if let Some(p) = best_in_dir(&dir) {
@@ -73,6 +74,12 @@ pub fn candidates(explicit: Option<&Path>) -> Result<Vec<Candidate>> {
         return Err(Error::runner("onnxruntime", NOT_FOUND));
     }
     Ok(out)
+}
+
+/// `p` made absolute against the working directory: the loader would otherwise search its own
+/// directories for a bare file name instead of the file the user named.
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// The directories of step 4, in order.
@@ -86,15 +93,20 @@ fn search_dirs() -> Vec<PathBuf> {
 
 fn explicit_candidate(p: &Path, source: &str) -> Result<Candidate> {
     if p.is_dir() {
-        return best_in_dir(p).map(|path| Candidate { path, source: source.to_string() }).ok_or_else(|| {
-            Error::runner(
-                "onnxruntime",
-                format!("{source} {}: the directory has no {LIB_NAME}*; point it at libonnxruntime.so.X.Y.Z", p.display()),
-            )
-        });
+        return best_in_dir(p).map(|path| Candidate { path: absolute(&path), source: source.to_string() }).ok_or_else(
+            || {
+                Error::runner(
+                    "onnxruntime",
+                    format!(
+                        "{source} {}: the directory has no {LIB_NAME}*; point it at libonnxruntime.so.X.Y.Z",
+                        p.display()
+                    ),
+                )
+            },
+        );
     }
     if p.is_file() {
-        return Ok(Candidate { path: p.to_path_buf(), source: source.to_string() });
+        return Ok(Candidate { path: absolute(p), source: source.to_string() });
     }
     Err(Error::runner(
         "onnxruntime",
@@ -107,12 +119,8 @@ fn explicit_candidate(p: &Path, source: &str) -> Result<Candidate> {
 
 /// The directory of the Python `onnxruntime` package, if `python3` exists and has it.
 fn python_package_dir() -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args(["-c", PYTHON_SCRIPT])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+    let out =
+        Command::new("python3").args(["-c", PYTHON_SCRIPT]).stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
     if !out.status.success() {
         return None;
     }
@@ -173,7 +181,10 @@ mod tests {
         std::fs::write(dir.join("libonnxruntime_providers_shared.so"), b"")?;
         let best = best_in_dir(&dir);
         let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(best.and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned())).as_deref(), Some("libonnxruntime.so.1.31.1"));
+        assert_eq!(
+            best.and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned())).as_deref(),
+            Some("libonnxruntime.so.1.31.1")
+        );
         Ok(())
     }
 

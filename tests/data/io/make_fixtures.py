@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
 """Regenerate the fixtures of src/io (numpy and Polygraphy files) in this directory.
 
-Needs numpy, polygraphy and ml_dtypes (for the bfloat16 array):
-    pip install numpy polygraphy ml_dtypes
+Needs numpy, onnx, polygraphy, onnxruntime and ml_dtypes (for the bfloat16 array):
+    pip install numpy onnx polygraphy onnxruntime ml_dtypes
     python3 tests/data/io/make_fixtures.py
 
-Made with numpy 2.4.6, polygraphy 0.53.6, ml_dtypes 0.6.0. The Rust tests check exact values, so
+Made with numpy 2.4.6, polygraphy 0.53.6, onnxruntime 1.31.1, ml_dtypes 0.6.0. The Rust tests check exact values, so
 keep the values below in sync with src/io/npy.rs and src/io/polygraphy.rs.
 """
 
 import json
 import os
 import struct
+import subprocess
 from collections import OrderedDict
 
 import ml_dtypes
 import numpy as np
+import onnx
+from onnx import TensorProto, helper
 from polygraphy.comparator import IterationResult, RunResults
 from polygraphy.json import save_json
 
@@ -119,6 +122,40 @@ def safetensors_inputs():
         f.write(struct.pack("<Q", len(text)) + text + data)
 
 
+def polygraphy_cli():
+    # A real `polygraphy run` (ONNX Runtime) of a tiny model whose outputs follow from its inputs:
+    # x_half = float16(x), twice_ids = ids + ids, positive = x > 0 (graph output order).
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, [2])
+    zero = helper.make_tensor("zero_value", TensorProto.FLOAT, [], [0.0])
+    nodes = [
+        helper.make_node("Constant", [], ["zero"], value=zero),
+        helper.make_node("Cast", ["x"], ["x_half"], to=TensorProto.FLOAT16),
+        helper.make_node("Add", ["ids", "ids"], ["twice_ids"]),
+        helper.make_node("Greater", ["x", "zero"], ["positive"]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("x_half", TensorProto.FLOAT16, [2, 3]),
+        helper.make_tensor_value_info("twice_ids", TensorProto.INT64, [2]),
+        helper.make_tensor_value_info("positive", TensorProto.BOOL, [2, 3]),
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, "tiny", [x, ids], outputs), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path("tiny.onnx"))
+    for name in ["cli_inputs.json", "cli_outputs.json"]:
+        if os.path.exists(path(name)):
+            os.remove(path(name))
+    subprocess.run(
+        ["polygraphy", "run", path("tiny.onnx"), "--onnxrt", "--iterations", "2", "--seed", "1",
+         "--val-range", "x:[-1,1]", "ids:[-1000,1000]",
+         "--save-inputs", path("cli_inputs.json"), "--save-outputs", path("cli_outputs.json")],
+        check=True,
+    )
+
+
 if __name__ == "__main__":
     numpy_dtypes()
     numpy_layouts()
@@ -126,3 +163,4 @@ if __name__ == "__main__":
     polygraphy_inputs()
     polygraphy_outputs()
     safetensors_inputs()
+    polygraphy_cli()

@@ -1,0 +1,1 @@
+//! Per-tensor metrics (being written).

@@ -1,0 +1,3 @@
+//! Comparison of a candidate run against a reference run.
+
+pub mod metrics;
