@@ -105,7 +105,7 @@ pub struct RunArgs {
     /// Inputs.
     #[command(flatten)]
     pub inputs: InputArgs,
-    /// Path to libonnxruntime.so (otherwise ORT_DYLIB_PATH, the onnxruntime Python package, system paths).
+    /// Path to libonnxruntime.so (otherwise `ORT_DYLIB_PATH`, the onnxruntime Python package, system paths).
     #[arg(long = "ort-lib", value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
 }

@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn size_is_checked() {
-        let e = Tensor::from_bytes(DType::Float32, vec![2, 3], vec![0; 20]).unwrap_err();
+        let e = Tensor::from_bytes(DType::Float32, vec![2, 3], vec![0; 20]).expect_err("size mismatch");
         assert_eq!(e.to_string(), "float32 tensor of shape [2, 3] needs 24 bytes, got 20");
     }
 

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use prost::Message;
 use trtlens::model::proto::{
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto,
-    TypeProto, ValueInfoProto, data_type, tensor_shape_proto, type_proto,
+    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorShapeProto, TypeProto,
+    ValueInfoProto, data_type, tensor_shape_proto, type_proto,
 };
 use trtlens::tensor::Tensor;
 
@@ -193,13 +193,15 @@ fn dynamic_dims_need_a_shape() -> TestResult {
     Ok(())
 }
 
+type Case = (Vec<(String, Tensor)>, Vec<&'static str>);
+
 #[test]
 fn loaded_inputs_are_checked() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let m = write_model(tmp.path(), "m.onnx", &model("Relu", false, None));
     let save = tmp.path().join("run");
     let file = tmp.path().join("in.safetensors");
-    let cases: Vec<(Vec<(String, Tensor)>, Vec<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (vec![("z".into(), Tensor::from_f32(&[2, 3], &[0.0; 6])?)], vec!["'z'", "not an input"]),
         (vec![("x".into(), Tensor::from_f32(&[2, 4], &[0.0; 8])?)], vec!["'x'", "axis 1"]),
         (vec![("x".into(), Tensor::from_i64(&[2, 3], &[0; 6])?)], vec!["'x'", "int64", "float32"]),

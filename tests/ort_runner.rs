@@ -123,12 +123,12 @@ fn captures_intermediates_with_exact_values() -> Result<()> {
         return Ok(());
     }
     let dir = tempdir();
-    let c = t(Tensor::from_f32(&[1], &[2.5]));
+    let scale = t(Tensor::from_f32(&[1], &[2.5]));
     let proto = model_proto(
         vec![node("Neg", &["x"], &["n"]), node("Relu", &["n"], &["r"]), node("Mul", &["r", "c"], &["y"])],
         vec![value_info("x", data_type::FLOAT, &[2, 3])],
         vec![value_info("y", data_type::FLOAT, &[2, 3])],
-        vec![from_tensor("c", &c)],
+        vec![from_tensor("c", &scale)],
     );
     let model = save_and_load(dir.path(), "chain.onnx", &proto)?;
     let capture = names(&["n", "r", "y", "x", "c"]);
@@ -144,17 +144,18 @@ fn captures_intermediates_with_exact_values() -> Result<()> {
     let order: Vec<&str> = out.tensors.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(order, ["n", "r", "y", "x", "c"]);
 
-    let n: Vec<f32> = x.iter().map(|v| -v).collect();
-    let r: Vec<f32> = n.iter().map(|v| v.max(0.0)).collect();
-    let y: Vec<f32> = r.iter().map(|v| v * 2.5).collect();
-    for (name, want) in [("n", &n), ("r", &r), ("y", &y)] {
+    let neg: Vec<f32> = x.iter().map(|v| -v).collect();
+    let relu: Vec<f32> = neg.iter().map(|v| v.max(0.0)).collect();
+    let y: Vec<f32> = relu.iter().map(|v| v * 2.5).collect();
+    assert_eq!(y, [3.75, 0.0, 0.0, 10.0, 0.0, 0.3125]);
+    for (name, want) in [("n", &neg), ("r", &relu), ("y", &y)] {
         let got = tensor(&out.tensors, name);
         assert_eq!(got.dtype(), DType::Float32, "{name}");
         assert_eq!(got.shape(), [2, 3], "{name}");
         assert_eq!(&got.to_f32_vec(), want, "{name}");
     }
     assert_eq!(tensor(&out.tensors, "x"), &inputs[0].1);
-    assert_eq!(tensor(&out.tensors, "c"), &c);
+    assert_eq!(tensor(&out.tensors, "c"), &scale);
     assert!(out.seconds >= 0.0);
 
     // A second iteration on the same session, and a second runner sharing the process-wide environment.
@@ -162,7 +163,7 @@ fn captures_intermediates_with_exact_values() -> Result<()> {
     assert_eq!(again.tensors, out.tensors);
     let mut second = OrtRunner::new(&model, &names(&["r"]), &RunnerOptions::default())?;
     let r2 = second.run(&inputs)?;
-    assert_eq!(tensor(&r2.tensors, "r").to_f32_vec(), r);
+    assert_eq!(tensor(&r2.tensors, "r").to_f32_vec(), relu);
     Ok(())
 }
 
@@ -262,6 +263,31 @@ fn every_dtype_round_trips() -> Result<()> {
     Ok(())
 }
 
+/// Empty tensors (a zero dimension) and scalars (no dimensions) survive both directions.
+#[test]
+fn empty_and_scalar_tensors() -> Result<()> {
+    if !ort_available() {
+        return Ok(());
+    }
+    let dir = tempdir();
+    let proto = model_proto(
+        vec![node("Neg", &["e"], &["ne"]), node("Neg", &["s"], &["ns"])],
+        vec![value_info("e", data_type::FLOAT, &[0, 3]), value_info("s", data_type::INT64, &[])],
+        vec![value_info("ne", data_type::FLOAT, &[0, 3]), value_info("ns", data_type::INT64, &[])],
+        vec![],
+    );
+    let model = save_and_load(dir.path(), "edge.onnx", &proto)?;
+    let mut runner = OrtRunner::new(&model, &names(&["ne", "ns"]), &RunnerOptions::default())?;
+    let feed: Tensors =
+        vec![("e".into(), t(Tensor::from_f32(&[0, 3], &[]))), ("s".into(), t(Tensor::from_i64(&[], &[7])))];
+    let out = runner.run(&feed)?;
+    let ne = tensor(&out.tensors, "ne");
+    assert_eq!((ne.dtype(), ne.shape(), ne.len()), (DType::Float32, &[0, 3][..], 0));
+    let ns = tensor(&out.tensors, "ns");
+    assert_eq!((ns.dtype(), ns.shape(), ns.get_i64(0)), (DType::Int64, &[][..], -7));
+    Ok(())
+}
+
 /// An initializer stored in `weights/w.bin` (at an offset) next to the model.
 #[test]
 fn external_data_model_runs() -> Result<()> {
@@ -337,7 +363,7 @@ fn non_tensor_and_string_values_are_not_captured() -> Result<()> {
     assert_eq!(got, ["first", "y"]);
     assert_eq!(tensor(&out.tensors, "y").to_f32_vec(), [-1.0, 2.0]);
     let reason = |n: &str| {
-        out.not_captured.iter().find(|c| c.name == n).map(|c| c.reason.clone()).unwrap_or_else(|| panic!("{n}"))
+        out.not_captured.iter().find(|c| c.name == n).map_or_else(|| panic!("{n} was captured"), |c| c.reason.clone())
     };
     assert!(reason("seq").contains("sequence"), "{}", reason("seq"));
     assert!(reason("s").contains("string"), "{}", reason("s"));

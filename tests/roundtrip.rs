@@ -61,7 +61,7 @@ fn samples_round_trip() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Real exported models (PyTorch, PaddlePaddle, spox) when `TRTLENS_REAL_MODELS` names a folder of
+/// Real exported models (`PyTorch`, `PaddlePaddle`, spox) when `TRTLENS_REAL_MODELS` names a folder of
 /// them (see `scripts/real-models`).
 #[test]
 fn real_models_round_trip() -> Result<(), Box<dyn std::error::Error>> {

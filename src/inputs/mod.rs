@@ -162,14 +162,15 @@ fn check_shape_against(name: &str, decl: &[Dim], got: &[usize]) -> std::result::
         ));
     }
     for (axis, (d, g)) in decl.iter().zip(got).enumerate() {
-        if let Dim::Fixed(v) = d {
-            if *v >= 0 && *v as usize != *g {
-                return Err(format!(
-                    "axis {axis} is {g} but the model fixes it to {v} (declared {}, got {})",
-                    dims_string(decl),
-                    shape_string(got)
-                ));
-            }
+        if let Dim::Fixed(v) = d
+            && *v >= 0
+            && *v as usize != *g
+        {
+            return Err(format!(
+                "axis {axis} is {g} but the model fixes it to {v} (declared {}, got {})",
+                dims_string(decl),
+                shape_string(got)
+            ));
         }
     }
     Ok(())
@@ -239,13 +240,13 @@ pub fn prepare(model: &Model, opts: &InputOptions) -> Result<InputSet> {
         }
     }
     for r in &opts.val_ranges {
-        if let Some(n) = &r.name {
-            if !model.graph.inputs.contains(n) {
-                return Err(Error::usage(format!(
-                    "--val-range names '{n}', which is not an input of the model (inputs: {})",
-                    model.graph.inputs.join(", ")
-                )));
-            }
+        if let Some(n) = &r.name
+            && !model.graph.inputs.contains(n)
+        {
+            return Err(Error::usage(format!(
+                "--val-range names '{n}', which is not an input of the model (inputs: {})",
+                model.graph.inputs.join(", ")
+            )));
         }
     }
     let set = match &opts.load {
@@ -286,8 +287,10 @@ fn generate(model: &Model, opts: &InputOptions) -> Result<InputSet> {
 }
 
 fn load(model: &Model, path: &Path, opts: &InputOptions) -> Result<InputSet> {
-    let iterations = if path.is_dir() {
+    let iterations = if path.is_dir() && path.join(crate::store::MANIFEST).is_file() {
         crate::store::RunDir::open(path)?.load_inputs()?
+    } else if path.is_dir() {
+        crate::io::load_polygraphy_inputs_dir(path)?
     } else {
         crate::io::load_inputs_file(path)?
     };
@@ -356,14 +359,14 @@ fn check_loaded(
             check_shape_against(name, decl, t.shape())
                 .map_err(|m| Error::input(format!("{file}: input '{name}' (iteration {it}): {m}")))?;
         }
-        if let Some(s) = opts.shapes.get(name) {
-            if s.as_slice() != t.shape() {
-                return Err(Error::usage(format!(
-                    "--shape {name}:{} contradicts the loaded input's shape {}",
-                    shape_string(s),
-                    shape_string(t.shape())
-                )));
-            }
+        if let Some(s) = opts.shapes.get(name)
+            && s.as_slice() != t.shape()
+        {
+            return Err(Error::usage(format!(
+                "--shape {name}:{} contradicts the loaded input's shape {}",
+                shape_string(s),
+                shape_string(t.shape())
+            )));
         }
         let (nan, inf) = t.count_nonfinite();
         if nan + inf > 0 {

@@ -1,4 +1,4 @@
-//! A small, fixed pseudo-random generator (SplitMix64 seeding xoshiro256**), written here so that
+//! A small, fixed pseudo-random generator (`SplitMix64` seeding `xoshiro256**`), written here so that
 //! random inputs stay identical across versions of any crate.
 
 /// xoshiro256** state.

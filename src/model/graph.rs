@@ -49,7 +49,7 @@ pub struct ValueType {
     pub elem_type: Option<i32>,
     /// Declared shape (None when the rank is unknown).
     pub shape: Option<Vec<Dim>>,
-    /// "tensor", "sequence", "map", "optional", "sparse_tensor", or "" when undeclared.
+    /// `tensor`, `sequence`, `map`, `optional`, `sparse_tensor`, or empty when undeclared.
     pub kind: &'static str,
 }
 

@@ -34,8 +34,12 @@ pub struct Model {
 /// Hex sha256 of bytes.
 #[must_use]
 pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
     let d = Sha256::digest(bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    d.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 impl Model {
@@ -87,10 +91,10 @@ impl Model {
     pub fn external_files(&self) -> Result<Vec<String>> {
         let mut files = Vec::new();
         for t in &self.graph_proto().initializer {
-            if let Some(r) = tensor_proto::external_ref(t)? {
-                if !files.contains(&r.location) {
-                    files.push(r.location);
-                }
+            if let Some(r) = tensor_proto::external_ref(t)?
+                && !files.contains(&r.location)
+            {
+                files.push(r.location);
             }
         }
         Ok(files)

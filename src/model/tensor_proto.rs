@@ -59,7 +59,7 @@ pub fn read_external(base_dir: &Path, name: &str, r: &ExternalRef) -> Result<Vec
             ),
         )
     })?;
-    let file_len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let file_len = f.metadata().map_or(0, |m| m.len());
     let length = r.length.unwrap_or(file_len.saturating_sub(r.offset));
     if r.offset.checked_add(length).is_none_or(|end| end > file_len) {
         return Err(Error::model(

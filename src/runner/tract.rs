@@ -77,9 +77,8 @@ impl TractRunner {
 /// tract's datum type for ours; tract has no bfloat16 (callers reject it first, it maps to F32 here).
 fn datum_type(d: DType) -> DatumType {
     match d {
-        DType::Float32 => f32::datum_type(),
+        DType::Float32 | DType::Bfloat16 => f32::datum_type(),
         DType::Float16 => half::f16::datum_type(),
-        DType::Bfloat16 => f32::datum_type(),
         DType::Float64 => f64::datum_type(),
         DType::Int8 => i8::datum_type(),
         DType::Int16 => i16::datum_type(),

@@ -218,7 +218,7 @@ impl RunWriter {
     pub fn create(dir: &Path) -> Result<RunWriter> {
         if dir.exists() {
             let is_run = dir.join(MANIFEST).is_file();
-            let empty = dir.is_dir() && fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+            let empty = dir.is_dir() && fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
             if !is_run && !empty {
                 return Err(Error::store(
                     dir,
