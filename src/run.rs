@@ -58,10 +58,25 @@ pub struct RunSummary {
     pub manifest: Manifest,
 }
 
-/// Every tensor of the model a run captures, in topological order.
+/// Every tensor of the model a run captures, in topological order (see [`Graph::captured`]).
+///
+/// [`Graph::captured`]: crate::model::graph::Graph::captured
 #[must_use]
 pub fn capture_list(model: &Model) -> Vec<String> {
-    model.graph.activations().into_iter().map(str::to_string).collect()
+    model.graph.captured().into_iter().map(str::to_string).collect()
+}
+
+/// Node outputs a run deliberately does not capture, with the reason (listed in the manifest).
+#[must_use]
+pub fn excluded_list(model: &Model) -> Vec<NotCaptured> {
+    model
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| n.is_constant())
+        .flat_map(|n| n.outputs.iter().filter(|o| !o.is_empty()))
+        .map(|o| NotCaptured { name: o.clone(), reason: "output of a Constant node: model data, not computed".into() })
+        .collect()
 }
 
 /// Execute a run and write its directory.
@@ -126,6 +141,7 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
         input_names: model.graph.inputs.clone(),
         tensors: entries,
         not_captured,
+        excluded: excluded_list(&model),
         subgraph_tensors: model.graph.subgraph_tensors.iter().map(|s| s.name.clone()).collect(),
         iterations,
         warnings,
@@ -149,7 +165,7 @@ pub fn model_info(model: &Model) -> ModelInfo {
 
 fn manifest_entries(model: &Model, tensors: &crate::runner::Tensors) -> Vec<TensorEntry> {
     let order: std::collections::HashMap<&str, usize> =
-        model.graph.activations().into_iter().enumerate().map(|(i, n)| (n, i)).collect();
+        model.graph.captured().into_iter().enumerate().map(|(i, n)| (n, i)).collect();
     tensors
         .iter()
         .map(|(name, t)| {

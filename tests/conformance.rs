@@ -14,7 +14,7 @@
 //! - `TRTLENS_ONNX_NODE_TESTS`: node test directory (default: asks `python3` for the onnx package).
 //! - `CI`: when set, a missing test directory or a missing ONNX Runtime library fails the test.
 //! - `TRTLENS_CONFORMANCE_FILTER`: only run tests whose name contains this text.
-//! - `TRTLENS_CONFORMANCE_RUNNERS`: comma-separated runners (default `tract,onnxruntime`).
+//! - `TRTLENS_CONFORMANCE_RUNNERS`: comma-separated runners (default: every runner compiled in).
 //! - `TRTLENS_CONFORMANCE_JOBS`: parallel tests (default: available cores).
 //! - `TRTLENS_CONFORMANCE_TIMEOUT`: seconds after which a test is abandoned as an error (default 120).
 //! - `TRTLENS_CONFORMANCE_VERBOSE`: print every non-passing outcome.
@@ -818,6 +818,15 @@ fn onnx_backend_node_tests() {
             println!("  {:7.2}s  {t} ({})", r.seconds, r.outcome.label());
         }
 
+        let slow: Vec<String> = rows
+            .iter()
+            .filter(|(_, r)| r.seconds > SLOW.as_secs_f64())
+            .map(|(t, r)| format!("{t} ({:.0}s)", r.seconds))
+            .collect();
+        if !slow.is_empty() {
+            println!("tests slower than {}s: {}", SLOW.as_secs(), slow.join(", "));
+        }
+
         let passed = rows.iter().filter(|(_, r)| r.outcome == Outcome::Pass).count();
         let unsupported = rows.iter().filter(|(_, r)| matches!(r.outcome, Outcome::Unsupported(_))).count();
         let allowed = rows.iter().filter(|(t, r)| r.outcome.is_failure() && allow.contains(*t)).count();
@@ -875,4 +884,42 @@ fn onnx_backend_node_tests() {
     }
     println!("conformance: {} jobs in {elapsed:.1}s", jobs.len());
     assert!(problems.is_empty(), "conformance problems:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn allclose_rules() -> Result<(), trtlens::tensor::TensorError> {
+    let f = |v: &[f32]| Tensor::from_f32(&[v.len()], v);
+    assert!(compare(&f(&[1.0, f32::NAN, f32::INFINITY])?, &f(&[1.000_5, f32::NAN, f32::INFINITY])?).is_none());
+    assert!(compare(&f(&[f32::NAN])?, &f(&[0.0])?).is_some());
+    assert!(compare(&f(&[f32::INFINITY])?, &f(&[f32::NEG_INFINITY])?).is_some());
+    assert!(compare(&f(&[1e30])?, &f(&[f32::INFINITY])?).is_some());
+    assert!(compare(&f(&[1.01])?, &f(&[1.0])?).is_some());
+    assert!(compare(&f(&[1.0, 2.0])?, &Tensor::from_f32(&[1, 2], &[1.0, 2.0])?).is_some());
+    assert!(compare(&f(&[1.0])?, &Tensor::from_f64(&[1], &[1.0])?).is_some());
+    let i = |v: &[i64]| Tensor::from_i64(&[v.len()], v);
+    assert!(compare(&i(&[i64::MAX, -3])?, &i(&[i64::MAX, -3])?).is_none());
+    assert!(compare(&i(&[i64::MAX])?, &i(&[i64::MAX - 1])?).is_some());
+    Ok(())
+}
+
+#[test]
+fn categories_group_by_cause() {
+    let e = |m: &str| category(&Outcome::Error(m.to_string()));
+    assert_eq!(
+        e(
+            r#"runner tract: Translating node #2 "y" Unimplemented(LpPool) ToTypedTranslator: Operator can not be made a TypedOp."#
+        ),
+        "error: unsupported operator LpPool"
+    );
+    assert_eq!(
+        e(r#"runner tract: Translating node #2 "r" Reduce13 ToTypedTranslator: expected axes as a constant"#),
+        "error: needs a constant where the test feeds a graph input"
+    );
+    assert_eq!(
+        e(
+            "runner onnxruntime: cannot load model /x/model.onnx into ONNX Runtime: Could not find an implementation for Max(13) node with name ''"
+        ),
+        "error: unsupported operator Max (for these types)"
+    );
+    assert_eq!(category(&Outcome::Fail("output 'y': 1/6 values differ (exact)".into())), "fail: wrong values");
 }

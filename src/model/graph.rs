@@ -138,6 +138,12 @@ pub struct Node {
 }
 
 impl Node {
+    /// True for a default-domain `Constant` node.
+    #[must_use]
+    pub fn is_constant(&self) -> bool {
+        self.op_type == "Constant" && (self.domain.is_empty() || self.domain == "ai.onnx")
+    }
+
     /// The node name, or `<op_type>#<proto_index>` when the model leaves it empty.
     #[must_use]
     pub fn display_name(&self) -> String {
@@ -348,6 +354,18 @@ impl Graph {
     #[must_use]
     pub fn activations(&self) -> Vec<&str> {
         self.nodes.iter().flat_map(|n| n.outputs.iter().filter(|o| !o.is_empty()).map(String::as_str)).collect()
+    }
+
+    /// The tensors a run captures, in topological order: every output of every node except
+    /// `Constant` nodes, whose outputs are model data rather than computation (the same set
+    /// Polygraphy's `--onnx-outputs mark all` captures; TensorRT cannot mark them either).
+    #[must_use]
+    pub fn captured(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| !n.is_constant())
+            .flat_map(|n| n.outputs.iter().filter(|o| !o.is_empty()).map(String::as_str))
+            .collect()
     }
 
     /// Look up a tensor.

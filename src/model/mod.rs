@@ -205,7 +205,7 @@ impl Model {
             initializer_count: g.tensors.values().filter(|t| t.kind == TensorKind::Initializer).count(),
             param_count,
             param_bytes,
-            activation_count: g.activations().len(),
+            activation_count: g.captured().len(),
             subgraph_nodes: g.nodes.iter().filter(|n| !n.subgraph_attrs.is_empty()).map(Node::display_name).collect(),
             subgraph_tensor_count: g.subgraph_tensors.len(),
             external_data_files: external,

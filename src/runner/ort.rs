@@ -146,8 +146,10 @@ fn load_error(e: &::ort::LoadDynamicError) -> String {
     }
 }
 
-/// The version of the loaded library: from its build-info string (`git-branch=rel-1.31.1`), else from
-/// the (symlink-resolved) file name `libonnxruntime.so.1.31.1`.
+/// The version of the loaded library: from its build-info string when that names a release branch
+/// (`git-branch=rel-1.31.1`), else from the (symlink-resolved) file name `libonnxruntime.so.1.31.1`.
+/// The pip wheels say `git-branch=HEAD`, so for them the file name decides. (The exact string from
+/// `OrtGetApiBase` is not exposed by `ort`, and reading it ourselves would take `unsafe` FFI.)
 fn library_version(path: &Path) -> String {
     let info = ::ort::info();
     if let Some(v) = version_from_build_info(info) {

@@ -114,6 +114,9 @@ pub struct Manifest {
     pub tensors: Vec<TensorEntry>,
     /// Tensors that were asked for but not captured, with reasons.
     pub not_captured: Vec<NotCaptured>,
+    /// Node outputs deliberately not captured (Constant nodes), with the reason.
+    #[serde(default)]
+    pub excluded: Vec<NotCaptured>,
     /// Tensors inside If/Loop/Scan bodies: not observable, listed so nothing is silently missing.
     pub subgraph_tensors: Vec<String>,
     /// Iterations.
@@ -390,6 +393,7 @@ mod tests {
                 is_output: true,
             }],
             not_captured: vec![],
+            excluded: vec![],
             subgraph_tensors: vec![],
             iterations: entries,
             warnings: vec![],
