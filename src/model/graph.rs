@@ -358,7 +358,7 @@ impl Graph {
 
     /// The tensors a run captures, in topological order: every output of every node except
     /// `Constant` nodes, whose outputs are model data rather than computation (the same set
-    /// Polygraphy's `--onnx-outputs mark all` captures; TensorRT cannot mark them either).
+    /// Polygraphy's `--onnx-outputs mark all` captures; `TensorRT` cannot mark them either).
     #[must_use]
     pub fn captured(&self) -> Vec<&str> {
         self.nodes
