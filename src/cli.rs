@@ -33,6 +33,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Run a model on CPU and save every intermediate tensor to a run directory.
     Run(RunArgs),
+    /// Compare every tensor of a candidate against a reference (exit 0 pass, 1 fail, 2 error).
+    Compare(CompareArgs),
 }
 
 /// `trtlens info`.
@@ -110,6 +112,55 @@ pub struct RunArgs {
     pub ort_lib: Option<PathBuf>,
 }
 
+/// `trtlens compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The ONNX model (optional when both sides are saved:).
+    pub model: Option<PathBuf>,
+    /// Reference side: a runner (tract, onnxruntime) or saved:PATH (run directory or Polygraphy JSON[#RUNNER]).
+    #[arg(long, default_value = "onnxruntime", value_name = "RUNNER|saved:PATH")]
+    pub reference: String,
+    /// Candidate side: a runner or saved:PATH.
+    #[arg(long, value_name = "RUNNER|saved:PATH")]
+    pub candidate: String,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Print the JSON report to stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Element rule: allclose (|c-r| > atol + rtol*|r| fails) or polygraphy (fails only if abs > atol and rel > rtol).
+    #[arg(long, default_value = "allclose", value_parser = ["allclose", "polygraphy"])]
+    pub rule: String,
+    /// Absolute tolerance (default 1e-5), or NAME:X for one tensor; repeatable.
+    #[arg(long, value_name = "[NAME:]X")]
+    pub atol: Vec<String>,
+    /// Relative tolerance (default 1e-5), or NAME:X for one tensor; repeatable.
+    #[arg(long, value_name = "[NAME:]X")]
+    pub rtol: Vec<String>,
+    /// Count equal infinities on both sides as a match.
+    #[arg(long)]
+    pub inf_equal: bool,
+    /// Worst elements kept per tensor in the report.
+    #[arg(long = "top-k", default_value_t = 5)]
+    pub top_k: usize,
+    /// Show only failing and skipped tensors.
+    #[arg(long)]
+    pub only_failing: bool,
+    /// Show only the N worst tensors (mismatch ratio, then max abs error).
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Keep the runs of runner sides in DIR/reference and DIR/candidate.
+    #[arg(long = "save-runs", value_name = "DIR")]
+    pub save_runs: Option<PathBuf>,
+    /// Inputs for runner sides.
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Path to libonnxruntime.so.
+    #[arg(long = "ort-lib", value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+}
+
 /// Entry point used by `main`.
 #[must_use]
 pub fn main() -> ExitCode {
@@ -127,6 +178,7 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Info(a) => info(a),
         Command::Run(a) => run_cmd(a, cli.quiet),
+        Command::Compare(a) => compare_cmd(a, cli.quiet),
     }
 }
 
@@ -180,4 +232,67 @@ fn run_cmd(a: &RunArgs, quiet: bool) -> Result<ExitCode> {
         if m.not_captured.is_empty() { String::new() } else { format!(" ({} not captured)", m.not_captured.len()) }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn use_color() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
+    use crate::compare::{self, CompareRequest, metrics::Tolerance, source::SideSpec, table};
+    let (atol, atol_per) = compare::parse_tolerance_values("--atol", &a.atol)?;
+    let (rtol, rtol_per) = compare::parse_tolerance_values("--rtol", &a.rtol)?;
+    let defaults = Tolerance::default();
+    let tolerance = Tolerance {
+        rule: a.rule.parse().map_err(Error::usage)?,
+        atol: atol.unwrap_or(defaults.atol),
+        rtol: rtol.unwrap_or(defaults.rtol),
+        inf_equal: a.inf_equal,
+    };
+    if let Some(p) = &a.report
+        && p.is_dir()
+    {
+        return Err(Error::usage(format!("--report {}: is a directory; give a file name", p.display())));
+    }
+    let req = CompareRequest {
+        model: a.model.clone(),
+        reference: SideSpec::parse(&a.reference)?,
+        candidate: SideSpec::parse(&a.candidate)?,
+        inputs: a.inputs.options()?,
+        runner_options: RunnerOptions { ort_lib: a.ort_lib.clone() },
+        tolerance,
+        overrides: compare::merge_overrides(atol_per, rtol_per),
+        top_k: a.top_k,
+        save_runs: a.save_runs.clone(),
+    };
+    let mut err = std::io::stderr();
+    let mut progress = |side: &str, p: Progress| {
+        if quiet && !matches!(p, Progress::Warning(_)) {
+            return;
+        }
+        let _ = match p {
+            Progress::Loaded { nodes, tensors } => writeln!(err, "{side}: {nodes} nodes, {tensors} tensors to capture"),
+            Progress::Iteration { done, total, seconds } => {
+                writeln!(err, "{side}: iteration {done}/{total} ran in {:.1} ms", seconds * 1e3)
+            }
+            Progress::Warning(w) => writeln!(err, "{side}: warning: {w}"),
+        };
+    };
+    let report = compare::compare(&req, &mut progress)?;
+    let json = report.to_json()?;
+    if let Some(p) = &a.report {
+        crate::store::write_atomic(p, json.as_bytes())?;
+        if !quiet {
+            let _ = writeln!(std::io::stderr(), "report written to {}", p.display());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let _ = writeln!(out, "{json}");
+    } else {
+        let opts = table::TableOptions { color: use_color(), only_failing: a.only_failing, top: a.top };
+        let _ = write!(out, "{}", table::render(&report, opts));
+    }
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -513,19 +513,15 @@ pub fn reference_stats(data: TensorRef<'_>) -> RangeStats {
     let n = data.data.len() / data.dtype.size();
     let parts = run_chunks(n, true, |start, end| {
         let mut buf = [0.0f64; BLOCK];
-        let mut acc = RangeAcc::new();
+        let mut lanes = RangeLanes::new();
         let mut s = start;
         while s < end {
             let len = BLOCK.min(end - s);
             decode(data.dtype, data.data, s, &mut buf[..len]);
-            let mut local = acc;
-            for &v in &buf[..len] {
-                local.push(v);
-            }
-            acc = local;
+            lanes.run(&buf[..len]);
             s += len;
         }
-        acc
+        lanes.fold()
     });
     let mut acc = RangeAcc::new();
     for p in parts {
@@ -564,7 +560,23 @@ impl Params {
     }
 }
 
-/// Range accumulator (one side).
+/// Independent accumulator lanes: the inner loops update lane `j` with element `LANES·i + j`, so the
+/// compiler can keep each accumulator in SIMD registers without reassociating any float sum.
+const LANES: usize = 4;
+
+/// `if x < m { x } else { m }`: a plain `minpd` (operands are never NaN where it is used).
+#[inline]
+fn lo(m: f64, x: f64) -> f64 {
+    if x < m { x } else { m }
+}
+
+/// `if x > m { x } else { m }`: a plain `maxpd` (operands are never NaN where it is used).
+#[inline]
+fn hi(m: f64, x: f64) -> f64 {
+    if x > m { x } else { m }
+}
+
+/// Range accumulator (one side), after the lanes are folded.
 #[derive(Debug, Clone, Copy)]
 struct RangeAcc {
     nan: u64,
@@ -591,30 +603,15 @@ impl RangeAcc {
         }
     }
 
-    #[inline]
-    fn push(&mut self, v: f64) {
-        let finite = v.is_finite();
-        let a = v.abs();
-        self.nan += u64::from(v.is_nan());
-        self.inf += u64::from(v.is_infinite());
-        self.min = self.min.min(if finite { v } else { f64::INFINITY });
-        self.max = self.max.max(if finite { v } else { f64::NEG_INFINITY });
-        self.abs_max = self.abs_max.max(if finite { a } else { f64::NEG_INFINITY });
-        self.overflow += u64::from(finite & (a > FP16_MAX));
-        let nonzero = a != 0.0;
-        self.subnormal += u64::from(nonzero & (a < FP16_MIN_NORMAL));
-        self.underflow += u64::from(nonzero & (a < FP16_MIN_SUBNORMAL));
-    }
-
     fn merge(&mut self, o: &RangeAcc) {
         self.nan += o.nan;
         self.inf += o.inf;
         self.overflow += o.overflow;
         self.subnormal += o.subnormal;
         self.underflow += o.underflow;
-        self.min = self.min.min(o.min);
-        self.max = self.max.max(o.max);
-        self.abs_max = self.abs_max.max(o.abs_max);
+        self.min = lo(self.min, o.min);
+        self.max = hi(self.max, o.max);
+        self.abs_max = hi(self.abs_max, o.abs_max);
     }
 
     fn finish(&self, total: u64, is_float: bool) -> RangeStats {
@@ -631,6 +628,186 @@ impl RangeAcc {
             fp16_overflow: fp16(self.overflow),
             fp16_subnormal: fp16(self.subnormal),
             fp16_underflow: fp16(self.underflow),
+        }
+    }
+}
+
+/// Range accumulator lanes (one side).
+#[derive(Debug, Clone, Copy)]
+struct RangeLanes {
+    nan: [u64; LANES],
+    inf: [u64; LANES],
+    overflow: [u64; LANES],
+    subnormal: [u64; LANES],
+    underflow: [u64; LANES],
+    min: [f64; LANES],
+    max: [f64; LANES],
+    abs_max: [f64; LANES],
+}
+
+impl RangeLanes {
+    fn new() -> RangeLanes {
+        RangeLanes {
+            nan: [0; LANES],
+            inf: [0; LANES],
+            overflow: [0; LANES],
+            subnormal: [0; LANES],
+            underflow: [0; LANES],
+            min: [f64::INFINITY; LANES],
+            max: [f64::NEG_INFINITY; LANES],
+            abs_max: [f64::NEG_INFINITY; LANES],
+        }
+    }
+
+    #[inline]
+    fn step(&mut self, j: usize, v: f64) {
+        let a = v.abs();
+        let finite = a < f64::INFINITY;
+        self.nan[j] += u64::from(v.is_nan());
+        self.inf[j] += u64::from(a == f64::INFINITY);
+        self.min[j] = lo(self.min[j], if finite { v } else { f64::INFINITY });
+        self.max[j] = hi(self.max[j], if finite { v } else { f64::NEG_INFINITY });
+        self.abs_max[j] = hi(self.abs_max[j], if finite { a } else { f64::NEG_INFINITY });
+        self.overflow[j] += u64::from(finite & (a > FP16_MAX));
+        let nonzero = a != 0.0;
+        self.subnormal[j] += u64::from(nonzero & (a < FP16_MIN_NORMAL));
+        self.underflow[j] += u64::from(nonzero & (a < FP16_MIN_SUBNORMAL));
+    }
+
+    fn run(&mut self, vals: &[f64]) {
+        let (chunks, tail) = vals.as_chunks::<LANES>();
+        for ch in chunks {
+            for (j, &v) in ch.iter().enumerate() {
+                self.step(j, v);
+            }
+        }
+        for &v in tail {
+            self.step(0, v);
+        }
+    }
+
+    fn fold(&self) -> RangeAcc {
+        let mut acc = RangeAcc::new();
+        for j in 0..LANES {
+            acc.merge(&RangeAcc {
+                nan: self.nan[j],
+                inf: self.inf[j],
+                overflow: self.overflow[j],
+                subnormal: self.subnormal[j],
+                underflow: self.underflow[j],
+                min: self.min[j],
+                max: self.max[j],
+                abs_max: self.abs_max[j],
+            });
+        }
+        acc
+    }
+}
+
+/// Error accumulator lanes (finite pairs, mismatches).
+#[derive(Debug, Clone, Copy)]
+struct ErrLanes {
+    finite_pairs: [u64; LANES],
+    mismatches: [u64; LANES],
+    deviating: [u64; LANES],
+    sum_abs: [f64; LANES],
+    sum_rel: [f64; LANES],
+    max_abs: [f64; LANES],
+    max_rel: [f64; LANES],
+}
+
+impl ErrLanes {
+    fn new() -> ErrLanes {
+        ErrLanes {
+            finite_pairs: [0; LANES],
+            mismatches: [0; LANES],
+            deviating: [0; LANES],
+            sum_abs: [0.0; LANES],
+            sum_rel: [0.0; LANES],
+            max_abs: [0.0; LANES],
+            max_rel: [0.0; LANES],
+        }
+    }
+
+    /// One element: updates lane `j` and returns the element's ranking key.
+    #[inline]
+    fn step<const POLYGRAPHY: bool>(&mut self, j: usize, tol: (f64, f64, bool), r: f64, c: f64) -> f64 {
+        let (atol, rtol, inf_equal) = tol;
+        let ar = r.abs();
+        let both = (ar < f64::INFINITY) & (c.abs() < f64::INFINITY);
+        let abs = (c - r).abs();
+        let rel = abs / if ar == 0.0 { REL_ZERO_GUARD } else { ar };
+        let bad_finite = if POLYGRAPHY { (abs > atol) & (rel > rtol) } else { abs > atol + rtol * ar };
+        let bad = if both { bad_finite } else { !(inf_equal & (r == c)) };
+        let abs_f = if both { abs } else { 0.0 };
+        let rel_f = if both { rel } else { 0.0 };
+        self.mismatches[j] += u64::from(bad);
+        self.finite_pairs[j] += u64::from(both);
+        self.deviating[j] += u64::from(both & (rel > DEVIATION_THRESHOLD));
+        self.sum_abs[j] += abs_f;
+        self.sum_rel[j] += rel_f;
+        self.max_abs[j] = hi(self.max_abs[j], abs_f);
+        self.max_rel[j] = hi(self.max_rel[j], rel_f);
+        if both {
+            abs
+        } else if bad {
+            f64::INFINITY
+        } else {
+            0.0
+        }
+    }
+
+    fn run<const POLYGRAPHY: bool>(&mut self, tol: (f64, f64, bool), rb: &[f64], cb: &[f64], kb: &mut [f64]) {
+        let (rc, rt) = rb.as_chunks::<LANES>();
+        let (cc, ct) = cb.as_chunks::<LANES>();
+        let (kc, kt) = kb.as_chunks_mut::<LANES>();
+        for ((r, c), k) in rc.iter().zip(cc).zip(kc) {
+            for j in 0..LANES {
+                k[j] = self.step::<POLYGRAPHY>(j, tol, r[j], c[j]);
+            }
+        }
+        for ((&r, &c), k) in rt.iter().zip(ct).zip(kt) {
+            *k = self.step::<POLYGRAPHY>(0, tol, r, c);
+        }
+    }
+}
+
+/// Similarity accumulator lanes (sums of products over finite pairs).
+#[derive(Debug, Clone, Copy)]
+struct SimLanes {
+    dot: [f64; LANES],
+    rr: [f64; LANES],
+    cc: [f64; LANES],
+    dd: [f64; LANES],
+}
+
+impl SimLanes {
+    fn new() -> SimLanes {
+        SimLanes { dot: [0.0; LANES], rr: [0.0; LANES], cc: [0.0; LANES], dd: [0.0; LANES] }
+    }
+
+    #[inline]
+    fn step(&mut self, j: usize, r: f64, c: f64) {
+        let both = (r.abs() < f64::INFINITY) & (c.abs() < f64::INFINITY);
+        let r = if both { r } else { 0.0 };
+        let c = if both { c } else { 0.0 };
+        let d = c - r;
+        self.dot[j] += r * c;
+        self.rr[j] += r * r;
+        self.cc[j] += c * c;
+        self.dd[j] += d * d;
+    }
+
+    fn run(&mut self, rb: &[f64], cb: &[f64]) {
+        let (rc, rt) = rb.as_chunks::<LANES>();
+        let (cc, ct) = cb.as_chunks::<LANES>();
+        for (r, c) in rc.iter().zip(cc) {
+            for j in 0..LANES {
+                self.step(j, r[j], c[j]);
+            }
+        }
+        for (&r, &c) in rt.iter().zip(ct) {
+            self.step(0, r, c);
         }
     }
 }
@@ -691,8 +868,6 @@ struct Partial {
     finite_pairs: u64,
     mismatches: u64,
     deviating: u64,
-    nan_c: u64,
-    inf_c: u64,
     sum_abs: f64,
     sum_rel: f64,
     max_abs: f64,
@@ -701,9 +876,8 @@ struct Partial {
     rr: f64,
     cc: f64,
     dd: f64,
-    c_min: f64,
-    c_max: f64,
-    range: RangeAcc,
+    range_r: RangeAcc,
+    range_c: RangeAcc,
     top: TopK,
 }
 
@@ -713,8 +887,6 @@ impl Partial {
             finite_pairs: 0,
             mismatches: 0,
             deviating: 0,
-            nan_c: 0,
-            inf_c: 0,
             sum_abs: 0.0,
             sum_rel: 0.0,
             max_abs: 0.0,
@@ -723,11 +895,32 @@ impl Partial {
             rr: 0.0,
             cc: 0.0,
             dd: 0.0,
-            c_min: f64::INFINITY,
-            c_max: f64::NEG_INFINITY,
-            range: RangeAcc::new(),
+            range_r: RangeAcc::new(),
+            range_c: RangeAcc::new(),
             top: TopK::new(k),
         }
+    }
+
+    /// Folds the lanes of one chunk (lane order fixed, so the result is deterministic).
+    fn from_lanes(err: &ErrLanes, sim: &SimLanes, range_r: &RangeLanes, range_c: &RangeLanes, top: TopK) -> Partial {
+        let mut p = Partial::new(top.k);
+        for j in 0..LANES {
+            p.finite_pairs += err.finite_pairs[j];
+            p.mismatches += err.mismatches[j];
+            p.deviating += err.deviating[j];
+            p.sum_abs += err.sum_abs[j];
+            p.sum_rel += err.sum_rel[j];
+            p.max_abs = hi(p.max_abs, err.max_abs[j]);
+            p.max_rel = hi(p.max_rel, err.max_rel[j]);
+            p.dot += sim.dot[j];
+            p.rr += sim.rr[j];
+            p.cc += sim.cc[j];
+            p.dd += sim.dd[j];
+        }
+        p.range_r = range_r.fold();
+        p.range_c = range_c.fold();
+        p.top = top;
+        p
     }
 
     /// Merge a partial of the elements that follow this one's.
@@ -735,19 +928,16 @@ impl Partial {
         self.finite_pairs += o.finite_pairs;
         self.mismatches += o.mismatches;
         self.deviating += o.deviating;
-        self.nan_c += o.nan_c;
-        self.inf_c += o.inf_c;
         self.sum_abs += o.sum_abs;
         self.sum_rel += o.sum_rel;
-        self.max_abs = self.max_abs.max(o.max_abs);
-        self.max_rel = self.max_rel.max(o.max_rel);
+        self.max_abs = hi(self.max_abs, o.max_abs);
+        self.max_rel = hi(self.max_rel, o.max_rel);
         self.dot += o.dot;
         self.rr += o.rr;
         self.cc += o.cc;
         self.dd += o.dd;
-        self.c_min = self.c_min.min(o.c_min);
-        self.c_max = self.c_max.max(o.c_max);
-        self.range.merge(&o.range);
+        self.range_r.merge(&o.range_r);
+        self.range_c.merge(&o.range_c);
         self.top.merge(o.top);
     }
 }
@@ -808,93 +998,46 @@ fn main_chunk(pair: &Pair<'_>, p: &Params, k: usize, start: usize, end: usize) -
     let mut rb = [0.0f64; BLOCK];
     let mut cb = [0.0f64; BLOCK];
     let mut kb = [0.0f64; BLOCK];
-    let mut acc = Partial::new(k);
+    let tol = (p.atol, p.rtol, p.inf_equal);
+    let (mut err, mut sim, mut range_r, mut range_c) =
+        (ErrLanes::new(), SimLanes::new(), RangeLanes::new(), RangeLanes::new());
+    let mut top = TopK::new(k);
+    let mut exact = 0u64;
     let mut s = start;
     while s < end {
         let len = BLOCK.min(end - s);
         let (rb, cb, kb) = (&mut rb[..len], &mut cb[..len], &mut kb[..len]);
         decode(pair.r.dtype, pair.r.data, s, rb);
         decode(pair.c.dtype, pair.c.data, s, cb);
-        let mis =
-            if p.polygraphy { block::<true>(p, rb, cb, kb, &mut acc) } else { block::<false>(p, rb, cb, kb, &mut acc) };
-        acc.mismatches += if p.exact_int { exact_mismatches(pair, s, len) } else { mis };
+        // Several short loops over the (L1-resident) block, each with few enough accumulators to
+        // stay in registers.
+        range_r.run(rb);
+        range_c.run(cb);
+        if p.polygraphy {
+            err.run::<true>(tol, rb, cb, kb);
+        } else {
+            err.run::<false>(tol, rb, cb, kb);
+        }
+        sim.run(rb, cb);
+        if p.exact_int {
+            exact += exact_mismatches(pair, s, len);
+        }
         // Top-k: one cheap max over the block, a scan only when something qualifies.
-        let block_max = kb.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
-        if block_max > acc.top.threshold() {
+        let block_max = kb.iter().fold(f64::NEG_INFINITY, |m, &x| hi(m, x));
+        if block_max > top.threshold() {
             for (i, &key) in kb.iter().enumerate() {
-                if key > acc.top.threshold() {
-                    acc.top.push(Ranked { key, flat: s + i, reference: rb[i], candidate: cb[i] });
+                if key > top.threshold() {
+                    top.push(Ranked { key, flat: s + i, reference: rb[i], candidate: cb[i] });
                 }
             }
         }
         s += len;
     }
-    acc
-}
-
-/// The inner loop over one decoded block: returns the (tolerance) mismatch count, adds everything
-/// else to `acc`, and writes each element's ranking key to `kb`.
-#[inline]
-fn block<const POLYGRAPHY: bool>(p: &Params, rb: &[f64], cb: &[f64], kb: &mut [f64], acc: &mut Partial) -> u64 {
-    let (atol, rtol, inf_equal) = (p.atol, p.rtol, p.inf_equal);
-    let (mut finite_pairs, mut mis, mut deviating, mut nan_c, mut inf_c) = (0u64, 0u64, 0u64, 0u64, 0u64);
-    let (mut sum_abs, mut sum_rel, mut max_abs, mut max_rel) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    let (mut dot, mut rr, mut cc, mut dd) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    let (mut c_min, mut c_max) = (acc.c_min, acc.c_max);
-    let mut range = acc.range;
-    for ((&r, &c), key) in rb.iter().zip(cb).zip(kb.iter_mut()) {
-        let r_fin = r.is_finite();
-        let c_fin = c.is_finite();
-        let both = r_fin & c_fin;
-        let ar = r.abs();
-        let abs = (c - r).abs();
-        let rel = abs / zero_guard(ar);
-        let bad_finite = if POLYGRAPHY { (abs > atol) & (rel > rtol) } else { abs > atol + rtol * ar };
-        let bad = if both { bad_finite } else { !(inf_equal & (r == c)) };
-        mis += u64::from(bad);
-        finite_pairs += u64::from(both);
-        let abs_f = if both { abs } else { 0.0 };
-        let rel_f = if both { rel } else { 0.0 };
-        sum_abs += abs_f;
-        sum_rel += rel_f;
-        max_abs = max_abs.max(abs_f);
-        max_rel = max_rel.max(rel_f);
-        deviating += u64::from(both & (rel > DEVIATION_THRESHOLD));
-        let r_f = if both { r } else { 0.0 };
-        let c_f = if both { c } else { 0.0 };
-        dot += r_f * c_f;
-        rr += r_f * r_f;
-        cc += c_f * c_f;
-        dd += abs_f * abs_f;
-        nan_c += u64::from(c.is_nan());
-        inf_c += u64::from(c.is_infinite());
-        c_min = c_min.min(if c_fin { c } else { f64::INFINITY });
-        c_max = c_max.max(if c_fin { c } else { f64::NEG_INFINITY });
-        range.push(r);
-        *key = if both {
-            abs
-        } else if bad {
-            f64::INFINITY
-        } else {
-            0.0
-        };
+    let mut part = Partial::from_lanes(&err, &sim, &range_r, &range_c, top);
+    if p.exact_int {
+        part.mismatches = exact;
     }
-    acc.finite_pairs += finite_pairs;
-    acc.deviating += deviating;
-    acc.nan_c += nan_c;
-    acc.inf_c += inf_c;
-    acc.sum_abs += sum_abs;
-    acc.sum_rel += sum_rel;
-    acc.max_abs = acc.max_abs.max(max_abs);
-    acc.max_rel = acc.max_rel.max(max_rel);
-    acc.dot += dot;
-    acc.rr += rr;
-    acc.cc += cc;
-    acc.dd += dd;
-    acc.c_min = c_min;
-    acc.c_max = c_max;
-    acc.range = range;
-    mis
+    part
 }
 
 /// Exact mismatch count of `len` integer/bool elements from `start`.
@@ -1021,9 +1164,8 @@ fn finish(pair: &Pair<'_>, t: &Partial, median_abs: f64, p99_abs: f64, top_k: us
     let none = t.finite_pairs == 0;
     let nf = t.finite_pairs as f64;
     let or_nan = |v: f64| if none { f64::NAN } else { v };
-    let ref_range = t.range.finish(n, pair.r.dtype.is_float());
-    let any_c = n > t.nan_c + t.inf_c;
-    let c_or_nan = |v: f64| if any_c { v } else { f64::NAN };
+    let ref_range = t.range_r.finish(n, pair.r.dtype.is_float());
+    let cand_range = t.range_c.finish(n, pair.c.dtype.is_float());
     let (nr, nc) = (t.rr.sqrt(), t.cc.sqrt());
     let cosine = if nr == 0.0 && nc == 0.0 {
         1.0
@@ -1061,14 +1203,14 @@ fn finish(pair: &Pair<'_>, t: &Partial, median_abs: f64, p99_abs: f64, top_k: us
         rel_l2: or_nan(rel_l2),
         snr_db: or_nan(snr_db),
         nan_reference: ref_range.nan,
-        nan_candidate: t.nan_c,
+        nan_candidate: cand_range.nan,
         inf_reference: ref_range.inf,
-        inf_candidate: t.inf_c,
+        inf_candidate: cand_range.inf,
         reference_min: ref_range.min,
         reference_max: ref_range.max,
         reference_abs_max: ref_range.abs_max,
-        candidate_min: c_or_nan(t.c_min),
-        candidate_max: c_or_nan(t.c_max),
+        candidate_min: cand_range.min,
+        candidate_max: cand_range.max,
         fp16_overflow_reference: ref_range.fp16_overflow,
         fp16_subnormal_reference: ref_range.fp16_subnormal,
         fp16_underflow_reference: ref_range.fp16_underflow,
@@ -1292,5 +1434,688 @@ fn scan_pass(pair: &Pair<'_>, scans: &[BucketScan], parallel: bool) -> Vec<Bucke
         (0..chunks).into_par_iter().with_min_len(4).fold(fresh, work).reduce_with(merge).unwrap_or_else(fresh)
     } else {
         (0..chunks).fold(fresh(), work)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// splitmix64, for reproducible test data.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next_u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn unit(&mut self) -> f64 {
+            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    fn f32_bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+    fn f64_bytes(v: &[f64]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+    fn f16_bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect()
+    }
+    fn i64_bytes(v: &[i64]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+    fn i32_bytes(v: &[i32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    fn compared(o: Outcome) -> Result<(Metrics, bool), String> {
+        match o {
+            Outcome::Compared { metrics, pass } => Ok((metrics, pass)),
+            Outcome::Skipped { reason } => Err(format!("unexpectedly skipped: {reason}")),
+        }
+    }
+
+    /// Compare two f64 vectors of one shape.
+    fn cmp64(r: &[f64], c: &[f64], tol: &Tolerance, k: usize) -> Result<(Metrics, bool), String> {
+        let shape = [r.len()];
+        let (rb, cb) = (f64_bytes(r), f64_bytes(c));
+        compared(compare(
+            TensorRef::new(DType::Float64, &shape, &rb),
+            TensorRef::new(DType::Float64, &shape, &cb),
+            tol,
+            k,
+        ))
+    }
+
+    fn close(a: f64, b: f64, rel: f64) -> bool {
+        a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= rel * a.abs().max(b.abs())
+    }
+
+    fn tol(rule: Rule, atol: f64, rtol: f64, inf_equal: bool) -> Tolerance {
+        Tolerance { rule, atol, rtol, inf_equal }
+    }
+
+    #[test]
+    fn rules_table() -> TestResult {
+        use Rule::{Allclose as A, Polygraphy as P};
+        let (nan, inf) = (f64::NAN, f64::INFINITY);
+        #[rustfmt::skip]
+        let cases: &[(Rule, f64, f64, bool, f64, f64, bool)] = &[
+            // rule, atol, rtol, inf_equal, reference, candidate, mismatch
+            (A, 1e-5, 0.0, false, 1.0, 1.0 + 1e-6, false),
+            (A, 1e-5, 0.0, false, 1.0, 1.0001, true),
+            (A, 0.0, 1e-5, false, 1000.0, 1000.005, false),
+            (A, 0.0, 1e-5, false, 1000.0, 1000.02, true),
+            // allclose tolerates atol + rtol·|r|, polygraphy only max(atol, rtol·|r|)
+            (A, 1e-3, 1e-3, false, 10.0, 10.0105, false),
+            (P, 1e-3, 1e-3, false, 10.0, 10.0105, true),
+            (P, 1e-3, 1e-3, false, 10.0, 10.0095, false),
+            (P, 1e-3, 1e-3, false, 0.1, 0.1009, false),
+            (P, 1e-3, 1e-3, false, 0.1, 0.1011, true),
+            // zero reference: rel divides by 2.22e-16
+            (P, 0.0, 1e-5, false, 0.0, 1e-20, true),
+            (P, 0.0, 1e-3, false, 0.0, 1e-20, false),
+            (P, 1e-5, 1e-5, false, 0.0, 1e-6, false),
+            (A, 0.0, 1.0, false, 0.0, 1e-30, true),
+            (A, 1e-5, 1e-5, false, 0.0, 0.0, false),
+            (P, 0.0, 0.0, false, 0.0, 0.0, false),
+            (P, 0.0, 0.0, false, -0.0, 0.0, false),
+            // NaN always mismatches
+            (A, 1e9, 1e9, true, nan, nan, true),
+            (P, 1e9, 1e9, true, nan, nan, true),
+            (A, 1e9, 1e9, true, 1.0, nan, true),
+            (P, 1e9, 1e9, true, nan, 1.0, true),
+            // infinities
+            (A, 1e9, 1e9, false, inf, inf, true),
+            (P, 1e9, 1e9, false, -inf, -inf, true),
+            (A, 0.0, 0.0, true, inf, inf, false),
+            (P, 0.0, 0.0, true, -inf, -inf, false),
+            (A, 1e9, 1e9, true, inf, -inf, true),
+            (P, 1e9, 1e9, true, inf, 1e300, true),
+            (A, 1e300, 1e9, true, 1.0, inf, true),
+            (P, 1e300, 1e9, true, -inf, 0.0, true),
+        ];
+        for &(rule, atol, rtol, inf_equal, r, c, expect) in cases {
+            let t = tol(rule, atol, rtol, inf_equal);
+            assert_eq!(t.mismatch(r, c), expect, "scalar rule {t:?} r={r} c={c}");
+            let (m, pass) = cmp64(&[r], &[c], &t, 1)?;
+            assert_eq!(m.mismatches, u64::from(expect), "kernel {t:?} r={r} c={c}");
+            assert_eq!(pass, !expect);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn nan_fails_and_is_excluded_from_statistics() -> TestResult {
+        let shape = [4];
+        let r = f32_bytes(&[1.0, 2.0, f32::NAN, 4.0]);
+        let c = f32_bytes(&[1.0, f32::NAN, 3.0, 4.5]);
+        let (rt, ct) = (TensorRef::new(DType::Float32, &shape, &r), TensorRef::new(DType::Float32, &shape, &c));
+        let (m, pass) = compared(compare(rt, ct, &Tolerance::default(), 4))?;
+        assert!(!pass);
+        assert_eq!((m.mismatches, m.total), (3, 4));
+        assert_eq!((m.nan_reference, m.nan_candidate), (1, 1));
+        assert_eq!((m.max_abs, m.mean_abs, m.median_abs), (0.5, 0.25, 0.25));
+        assert_eq!(m.reference_max, 4.0);
+        assert_eq!(m.candidate_max, 4.5);
+        let flats: Vec<usize> = m.top_k.iter().map(|e| e.flat).collect();
+        assert_eq!(flats, [1, 2, 3, 0]);
+        let worst = m.worst.ok_or("no worst")?;
+        assert!(worst.abs.is_nan() && worst.candidate.is_nan());
+        // Even with huge tolerances a NaN fails the tensor.
+        let (m, pass) = compared(compare(rt, ct, &tol(Rule::Polygraphy, 1e9, 1e9, true), 4))?;
+        assert!(!pass);
+        assert_eq!(m.mismatches, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn infinities_on_both_sides() -> TestResult {
+        let inf = f64::INFINITY;
+        let r = [inf, -inf, inf, 1.0, 5.0];
+        let c = [inf, -inf, -inf, inf, 5.0];
+        let (m, _) = cmp64(&r, &c, &tol(Rule::Allclose, 1e-5, 1e-5, false), 5)?;
+        assert_eq!(m.mismatches, 4);
+        let (m, pass) = cmp64(&r, &c, &tol(Rule::Allclose, 1e-5, 1e-5, true), 5)?;
+        assert!(!pass);
+        assert_eq!(m.mismatches, 2);
+        assert_eq!((m.inf_reference, m.inf_candidate), (3, 4));
+        assert_eq!((m.reference_min, m.reference_max, m.reference_abs_max), (1.0, 5.0, 5.0));
+        assert_eq!((m.candidate_min, m.candidate_max), (5.0, 5.0));
+        assert_eq!((m.max_abs, m.cosine), (0.0, 1.0));
+        let flats: Vec<usize> = m.top_k.iter().map(|e| e.flat).collect();
+        assert_eq!(flats, [2, 3, 0, 1, 4]);
+        assert_eq!(m.top_k[0].abs, inf);
+        assert_eq!(m.top_k[2].abs, 0.0, "equal infinities under inf_equal have error 0");
+        Ok(())
+    }
+
+    #[test]
+    fn zero_tensors_define_cosine_rel_l2_snr() -> TestResult {
+        let t = Tolerance::default();
+        let (m, pass) = cmp64(&[0.0, 0.0], &[0.0, 0.0], &t, 1)?;
+        assert!(pass);
+        assert_eq!((m.cosine, m.rel_l2, m.snr_db, m.max_rel), (1.0, 0.0, f64::INFINITY, 0.0));
+        let (m, pass) = cmp64(&[0.0, 0.0], &[0.0, 1e-3], &t, 1)?;
+        assert!(!pass);
+        assert_eq!((m.cosine, m.rel_l2, m.snr_db), (0.0, f64::INFINITY, f64::NEG_INFINITY));
+        assert_eq!(m.max_rel, 1e-3 / REL_ZERO_GUARD);
+        assert_eq!(m.deviation_ratio_10pct, 0.5);
+        let (m, _) = cmp64(&[3.0, 4.0], &[0.0, 0.0], &t, 1)?;
+        assert_eq!((m.cosine, m.rel_l2, m.snr_db, m.max_rel), (0.0, 1.0, 0.0, 1.0));
+        let (m, _) = cmp64(&[3.0, 0.0], &[-2.0, 0.0], &t, 1)?;
+        assert_eq!(m.cosine, -1.0);
+        Ok(())
+    }
+
+    #[test]
+    fn fp16_range_counts() -> TestResult {
+        let vals = [70000.0f32, -65504.0, 65520.0, 1e-5, -3e-8, 6.2e-5, 0.0, f32::INFINITY, f32::NAN, 6.0e-8];
+        let shape = [vals.len()];
+        let bytes = f32_bytes(&vals);
+        let s = reference_stats(TensorRef::new(DType::Float32, &shape, &bytes));
+        assert_eq!((s.total, s.nan, s.inf), (10, 1, 1));
+        assert_eq!((s.min, s.max, s.abs_max), (-65504.0, 70000.0, 70000.0));
+        assert_eq!((s.fp16_overflow, s.fp16_subnormal, s.fp16_underflow), (2, 3, 1));
+        // The same numbers appear in the metrics.
+        let (m, _) = compared(compare(
+            TensorRef::new(DType::Float32, &shape, &bytes),
+            TensorRef::new(DType::Float32, &shape, &bytes),
+            &Tolerance::default(),
+            1,
+        ))?;
+        assert_eq!((m.fp16_overflow_reference, m.fp16_subnormal_reference, m.fp16_underflow_reference), (2, 3, 1));
+        assert_eq!((m.reference_min, m.reference_max, m.reference_abs_max), (s.min, s.max, s.abs_max));
+        // Integer tensors are never converted to FP16.
+        let ints = i64_bytes(&[100_000, 0]);
+        let s = reference_stats(TensorRef::new(DType::Int64, &[2], &ints));
+        assert_eq!((s.max, s.fp16_overflow), (100_000.0, 0));
+        // Empty: NaN ranges.
+        let s = reference_stats(TensorRef::new(DType::Float32, &[0], &[]));
+        assert!(s.min.is_nan() && s.total == 0);
+        Ok(())
+    }
+
+    #[test]
+    fn f16_candidate_against_f32_reference() -> TestResult {
+        let vals = [1.0f32, 0.1, 1000.1, -3.0, 65504.0];
+        let shape = [5];
+        let (rb, cb) = (f32_bytes(&vals), f16_bytes(&vals));
+        let (rt, ct) = (TensorRef::new(DType::Float32, &shape, &rb), TensorRef::new(DType::Float16, &shape, &cb));
+        let (m, pass) = compared(compare(rt, ct, &tol(Rule::Allclose, 0.0, 1e-3, false), 5))?;
+        assert!(pass);
+        let expect_max =
+            vals.iter().map(|&v| (f64::from(f16::from_f32(v).to_f32()) - f64::from(v)).abs()).fold(0.0, f64::max);
+        assert_eq!(m.max_abs, expect_max);
+        assert!(m.max_abs > 0.0);
+        let (m, pass) = compared(compare(rt, ct, &tol(Rule::Allclose, 0.0, 1e-5, false), 5))?;
+        assert!(!pass);
+        assert_eq!(m.mismatches, 2, "0.1 and 1000.1 are not representable in FP16");
+        Ok(())
+    }
+
+    #[test]
+    fn bool_and_integers_compare_exactly() -> TestResult {
+        let (rb, cb) = ([1u8, 0, 1, 1], [1u8, 1, 2, 0]); // 2 is "true" too
+        let shape = [4];
+        let (m, pass) = compared(compare(
+            TensorRef::new(DType::Bool, &shape, &rb),
+            TensorRef::new(DType::Bool, &shape, &cb),
+            &Tolerance::default(),
+            2,
+        ))?;
+        assert!(!pass);
+        assert_eq!((m.mismatches, m.max_abs), (2, 1.0));
+        assert_eq!(m.top_k.iter().map(|e| e.flat).collect::<Vec<_>>(), [1, 3]);
+
+        // 2^60 and 2^60 + 1 are the same f64 but different integers.
+        let shape = [3];
+        let (rb, cb) = (i64_bytes(&[1 << 60, 5, -7]), i64_bytes(&[(1 << 60) + 1, 5, -7]));
+        let (rt, ct) = (TensorRef::new(DType::Int64, &shape, &rb), TensorRef::new(DType::Int64, &shape, &cb));
+        let (m, pass) = compared(compare(rt, ct, &tol(Rule::Allclose, 1e9, 1e9, false), 1))?;
+        assert!(!pass, "tolerances do not apply to integers");
+        assert_eq!(m.mismatches, 1);
+        let (m, _) = compared(compare_exact(rt, ct, 1))?;
+        assert_eq!(m.mismatches, 1);
+
+        // int32 candidate against an int64 reference (TensorRT's usual narrowing).
+        let ci = i32_bytes(&[1, 5, -8]);
+        let (m, pass) = compared(compare(rt, TensorRef::new(DType::Int32, &shape, &ci), &Tolerance::default(), 1))?;
+        assert!(!pass);
+        assert_eq!(m.mismatches, 2);
+        let worst = m.worst.ok_or("no worst")?;
+        assert_eq!((worst.flat, worst.abs), (0, 1_152_921_504_606_846_975.0));
+
+        // compare_exact on floats: exact equality, equal infinities match.
+        let (m, _) = cmp64(&[1.0, f64::INFINITY], &[1.0, f64::INFINITY], &Tolerance::EXACT, 1)?;
+        assert_eq!(m.mismatches, 0);
+        let (rb, cb) = (f64_bytes(&[1.0, 2.0]), f64_bytes(&[1.0, 2.0 + 1e-15]));
+        let (m, _) = compared(compare_exact(
+            TensorRef::new(DType::Float64, &[2], &rb),
+            TensorRef::new(DType::Float64, &[2], &cb),
+            1,
+        ))?;
+        assert_eq!(m.mismatches, 1);
+        Ok(())
+    }
+
+    /// numpy's median and percentile(.., 99) of a sorted vector.
+    fn sorted_quantiles(mut v: Vec<f64>) -> (f64, f64) {
+        if v.is_empty() {
+            return (f64::NAN, f64::NAN);
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { f64::midpoint(v[n / 2 - 1], v[n / 2]) };
+        let h = (n - 1) as f64 * 0.99;
+        let lo = h.floor() as usize;
+        let hi = (lo + 1).min(n - 1);
+        (median, lerp(v[lo], v[hi], h - lo as f64))
+    }
+
+    fn finite_abs(r: &[f32], c: &[f32]) -> Vec<f64> {
+        r.iter()
+            .zip(c)
+            .filter(|(a, b)| a.is_finite() && b.is_finite())
+            .map(|(&a, &b)| (f64::from(b) - f64::from(a)).abs())
+            .collect()
+    }
+
+    /// Random pairs: `zero_frac` of the errors exactly zero, `tie_frac` exactly 0.5, some NaN.
+    fn random_pairs(n: usize, seed: u64, zero_frac: f64, tie_frac: f64) -> (Vec<f32>, Vec<f32>) {
+        let mut rng = Rng(seed);
+        let mut r = Vec::with_capacity(n);
+        let mut c = Vec::with_capacity(n);
+        for _ in 0..n {
+            let v = ((rng.unit() - 0.5) * 10f64.powf(rng.unit() * 6.0 - 3.0)) as f32;
+            let u = rng.unit();
+            let w = if u < zero_frac {
+                v
+            } else if u < zero_frac + tie_frac {
+                v.round() + 0.5
+            } else if u > 0.999 {
+                f32::NAN
+            } else {
+                (f64::from(v) * (1.0 + (rng.unit() - 0.5) * 1e-2)) as f32
+            };
+            let v = if u < zero_frac + tie_frac { v.round() } else { v };
+            r.push(v);
+            c.push(w);
+        }
+        (r, c)
+    }
+
+    #[test]
+    fn median_and_p99_match_a_sorted_reference() -> TestResult {
+        for (n, zero_frac, tie_frac) in [
+            (1, 0.0, 0.0),
+            (2, 0.0, 0.0),
+            (3, 0.0, 0.0),
+            (10, 0.5, 0.0),
+            (1000, 0.0, 0.0),
+            (1001, 0.2, 0.2),
+            (70_001, 0.0, 0.0),
+            (70_000, 0.6, 0.3),
+            (5000, 0.0, 0.95),
+        ] {
+            let (r, c) = random_pairs(n, n as u64, zero_frac, tie_frac);
+            let expect = sorted_quantiles(finite_abs(&r, &c));
+            let shape = [n];
+            let (rb, cb) = (f32_bytes(&r), f32_bytes(&c));
+            let (rt, ct) = (TensorRef::new(DType::Float32, &shape, &rb), TensorRef::new(DType::Float32, &shape, &cb));
+            // Default (collect) path, then forced histogram passes with tiny collect limits.
+            for collect_max in [EXACT_COLLECT_MAX, 64, 1] {
+                let mut p = Params::new(&Tolerance::default(), false);
+                p.collect_max = collect_max;
+                for parallel in [false, true] {
+                    let (m, _) = compared(compare_impl(rt, ct, &p, 1, parallel))?;
+                    let got = (m.median_abs, m.p99_abs);
+                    assert!(
+                        got.0.to_bits() == expect.0.to_bits() && got.1.to_bits() == expect.1.to_bits(),
+                        "n={n} zeros={zero_frac} ties={tie_frac} collect_max={collect_max}: {got:?} != {expect:?}"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn top_k_is_ordered_with_ties_to_the_lower_index() -> TestResult {
+        let r = [0.0; 10];
+        let c = [0.5, 3.0, 1.0, 3.0, 0.2, 2.0, 0.0, 0.0, 1.0, 0.0];
+        let (m, _) = cmp64(&r, &c, &Tolerance::default(), 4)?;
+        let got: Vec<(usize, f64)> = m.top_k.iter().map(|e| (e.flat, e.abs)).collect();
+        assert_eq!(got, [(1, 3.0), (3, 3.0), (5, 2.0), (2, 1.0)]);
+        let (m, _) = cmp64(&r, &c, &Tolerance::default(), 0)?;
+        assert!(m.top_k.is_empty());
+        assert_eq!(m.worst.map(|w| w.flat), Some(1));
+        let (m, _) = cmp64(&r, &c, &Tolerance::default(), 100)?;
+        assert_eq!(m.top_k.len(), 10);
+        // Ties across chunk boundaries (parallel): the lowest flat index wins.
+        let n = 5 * CHUNK + 17;
+        let mut c = vec![0.0f64; n];
+        for &i in &[4 * CHUNK + 3, CHUNK + 1, 3 * CHUNK, 2] {
+            c[i] = 7.0;
+        }
+        c[3 * CHUNK + 9] = 8.0;
+        let (m, _) = cmp64(&vec![0.0; n], &c, &Tolerance::default(), 4)?;
+        let got: Vec<usize> = m.top_k.iter().map(|e| e.flat).collect();
+        assert_eq!(got, [3 * CHUNK + 9, 2, CHUNK + 1, 3 * CHUNK]);
+        Ok(())
+    }
+
+    #[test]
+    fn worst_has_coordinates_in_a_3d_shape() -> TestResult {
+        let shape = [3, 4, 5];
+        let r = vec![1.0f32; 60];
+        let mut c = r.clone();
+        c[2 * 20 + 3 * 5 + 1] = 1.5;
+        c[7] = 1.25;
+        let (rb, cb) = (f32_bytes(&r), f32_bytes(&c));
+        let (m, _) = compared(compare(
+            TensorRef::new(DType::Float32, &shape, &rb),
+            TensorRef::new(DType::Float32, &shape, &cb),
+            &Tolerance::default(),
+            2,
+        ))?;
+        let worst = m.worst.ok_or("no worst")?;
+        assert_eq!((worst.index.as_slice(), worst.flat, worst.abs), (&[2, 3, 1][..], 56, 0.5));
+        assert_eq!((worst.reference, worst.candidate), (1.0, 1.5));
+        assert_eq!(m.top_k[1].index, [0, 1, 2]);
+        // A scalar has empty coordinates.
+        let (m, _) = compared(compare(
+            TensorRef::new(DType::Float32, &[], &rb[..4]),
+            TensorRef::new(DType::Float32, &[], &cb[..4]),
+            &Tolerance::default(),
+            2,
+        ))?;
+        assert_eq!(m.worst.map(|w| w.index), Some(vec![]));
+        Ok(())
+    }
+
+    #[test]
+    fn parallel_equals_sequential_and_a_naive_loop() -> TestResult {
+        let n = 4 * CHUNK + 1234;
+        let (mut r, mut c) = random_pairs(n, 7, 0.1, 0.0);
+        r[100] = f32::INFINITY;
+        c[100] = f32::INFINITY;
+        c[CHUNK + 5] = f32::NEG_INFINITY;
+        r[3 * CHUNK] = 0.0;
+        let shape = [n];
+        let (rb, cb) = (f32_bytes(&r), f32_bytes(&c));
+        let (rt, ct) = (TensorRef::new(DType::Float32, &shape, &rb), TensorRef::new(DType::Float32, &shape, &cb));
+        for t in [tol(Rule::Allclose, 1e-4, 1e-3, true), tol(Rule::Polygraphy, 1e-4, 1e-3, false)] {
+            let p = Params::new(&t, false);
+            let (seq, _) = compared(compare_impl(rt, ct, &p, 7, false))?;
+            let (par, _) = compared(compare_impl(rt, ct, &p, 7, true))?;
+            assert_eq!(serde_json::to_string(&seq)?, serde_json::to_string(&par)?);
+
+            // Naive element loop.
+            let (mut fin, mut mis, mut nan_c, mut dev) = (0u64, 0u64, 0u64, 0u64);
+            let (mut sa, mut sr, mut ma, mut mr, mut dot, mut rr, mut cc, mut dd) =
+                (0.0, 0.0, 0.0f64, 0.0f64, 0.0, 0.0, 0.0, 0.0);
+            for (&a, &b) in r.iter().zip(&c) {
+                let (a, b) = (f64::from(a), f64::from(b));
+                mis += u64::from(t.mismatch(a, b));
+                nan_c += u64::from(b.is_nan());
+                if a.is_finite() && b.is_finite() {
+                    let e = (b - a).abs();
+                    let rel = relative_error(a, b);
+                    fin += 1;
+                    sa += e;
+                    sr += rel;
+                    ma = ma.max(e);
+                    mr = mr.max(rel);
+                    dev += u64::from(rel > 0.1);
+                    dot += a * b;
+                    rr += a * a;
+                    cc += b * b;
+                    dd += e * e;
+                }
+            }
+            let nf = fin as f64;
+            assert_eq!((seq.mismatches, seq.nan_candidate, seq.total), (mis, nan_c, n as u64));
+            assert_eq!((seq.max_abs, seq.max_rel), (ma, mr));
+            assert_eq!(seq.deviation_ratio_10pct, dev as f64 / nf);
+            for (got, want, what) in [
+                (seq.mean_abs, sa / nf, "mean_abs"),
+                (seq.mean_rel, sr / nf, "mean_rel"),
+                (seq.cosine, dot / (rr.sqrt() * cc.sqrt()), "cosine"),
+                (seq.rel_l2, dd.sqrt() / rr.sqrt(), "rel_l2"),
+                (seq.snr_db, 10.0 * (rr / dd).log10(), "snr_db"),
+            ] {
+                assert!(close(got, want, 1e-10), "{what}: {got} vs {want}");
+            }
+        }
+        Ok(())
+    }
+
+    fn read_f32(path: &std::path::Path) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        Ok(std::fs::read(path)?)
+    }
+
+    #[test]
+    fn agrees_with_numpy() -> TestResult {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compare");
+        let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json"))?)?;
+        let num = |v: &serde_json::Value, key: &str| -> Result<f64, String> {
+            v.get(key).and_then(serde_json::Value::as_f64).ok_or_else(|| format!("expected.json: no number '{key}'"))
+        };
+        let shape: Vec<usize> = serde_json::from_value(expected["shape"].clone())?;
+        let (atol, rtol) = (num(&expected, "atol")?, num(&expected, "rtol")?);
+        let rb = read_f32(&dir.join("reference.f32.bin"))?;
+        let reference = TensorRef::new(DType::Float32, &shape, &rb);
+
+        let er = &expected["reference"];
+        let s = reference_stats(reference);
+        assert_eq!((s.min, s.max, s.abs_max), (num(er, "min")?, num(er, "max")?, num(er, "abs_max")?));
+        assert_eq!(
+            (s.fp16_overflow as f64, s.fp16_subnormal as f64, s.fp16_underflow as f64),
+            (num(er, "fp16_overflow")?, num(er, "fp16_subnormal")?, num(er, "fp16_underflow")?)
+        );
+
+        for (case, file, dtype) in
+            [("f32", "candidate.f32.bin", DType::Float32), ("f16", "candidate.f16.bin", DType::Float16)]
+        {
+            let e = &expected["cases"][case];
+            let cb = read_f32(&dir.join(file))?;
+            let candidate = TensorRef::new(dtype, &shape, &cb);
+            for (rule, key) in [(Rule::Allclose, "allclose_mismatches"), (Rule::Polygraphy, "polygraphy_mismatches")] {
+                let (m, pass) = compared(compare(reference, candidate, &tol(rule, atol, rtol, false), 3))?;
+                assert_eq!(m.mismatches as f64, num(e, key)?, "{case} {rule}");
+                assert!(!pass);
+                for (got, field) in [
+                    (m.max_abs, "max_abs"),
+                    (m.mean_abs, "mean_abs"),
+                    (m.median_abs, "median_abs"),
+                    (m.p99_abs, "p99_abs"),
+                    (m.max_rel, "max_rel"),
+                    (m.mean_rel, "mean_rel"),
+                    (m.cosine, "cosine"),
+                    (m.rel_l2, "rel_l2"),
+                    (m.snr_db, "snr_db"),
+                    (m.deviation_ratio_10pct, "deviation_ratio_10pct"),
+                    (m.candidate_min, "candidate_min"),
+                    (m.candidate_max, "candidate_max"),
+                    (m.inf_candidate as f64, "inf_candidate"),
+                ] {
+                    let want = num(e, field)?;
+                    assert!(close(got, want, 1e-12), "{case} {field}: {got} vs numpy {want}");
+                }
+                let worst = m.worst.ok_or("no worst")?;
+                assert_eq!(worst.flat as f64, num(e, "worst_flat")?);
+                let index: Vec<usize> = serde_json::from_value(e["worst_index"].clone())?;
+                assert_eq!(worst.index, index);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn json_writes_non_finite_as_strings_and_round_trips() -> TestResult {
+        let (m, _) = cmp64(&[0.0, 0.0], &[0.0, 1e-3], &Tolerance::default(), 2)?;
+        let (empty, _) = cmp64(&[f64::NAN], &[1.0], &Tolerance::default(), 2)?;
+        for m in [m, empty] {
+            let text = serde_json::to_string(&m)?;
+            let value: serde_json::Value = serde_json::from_str(&text)?; // a standard parser accepts it
+            assert!(value.is_object());
+            let back: Metrics = serde_json::from_str(&text)?;
+            assert_eq!(serde_json::to_string(&back)?, text);
+            for (a, b) in [(back.max_rel, m.max_rel), (back.snr_db, m.snr_db), (back.cosine, m.cosine)] {
+                assert_eq!(a.to_bits(), b.to_bits());
+            }
+        }
+        let (m, _) = cmp64(&[0.0, 0.0], &[0.0, 1e-3], &Tolerance::default(), 2)?;
+        let v = serde_json::to_value(&m)?;
+        assert_eq!((v["snr_db"].as_str(), v["rel_l2"].as_str()), (Some("-inf"), Some("inf")));
+        assert_eq!(v["cosine"].as_f64(), Some(0.0));
+        let (m, _) = cmp64(&[f64::NAN], &[1.0], &Tolerance::default(), 2)?;
+        assert_eq!(serde_json::to_value(&m)?["max_abs"].as_str(), Some("nan"));
+        assert_eq!(json_f64::parse("-Infinity"), Some(f64::NEG_INFINITY));
+        assert!(json_f64::parse("NaN").is_some_and(f64::is_nan));
+        assert_eq!(json_f64::parse("1.5"), Some(1.5));
+        // The outcome carries a status tag.
+        let o = Outcome::Compared { metrics: m, pass: false };
+        let v = serde_json::to_value(&o)?;
+        assert_eq!(v["status"].as_str(), Some("compared"));
+        assert!(!serde_json::from_value::<Outcome>(v)?.passed());
+        let t: Tolerance = serde_json::from_str(r#"{"rule":"polygraphy","atol":0.001,"rtol":0.01}"#)?;
+        assert_eq!(t, tol(Rule::Polygraphy, 0.001, 0.01, false));
+        assert_eq!("Polygraphy".parse::<Rule>()?, Rule::Polygraphy);
+        Ok(())
+    }
+
+    #[test]
+    fn shape_or_size_mismatch_is_skipped() {
+        let b = f32_bytes(&[1.0; 6]);
+        let o = compare(
+            TensorRef::new(DType::Float32, &[2, 3], &b),
+            TensorRef::new(DType::Float16, &[3, 2], &b[..12]),
+            &Tolerance::default(),
+            1,
+        );
+        match &o {
+            Outcome::Skipped { reason } => {
+                assert_eq!(reason, "shape mismatch: reference float32 2x3, candidate float16 3x2");
+            }
+            Outcome::Compared { .. } => panic!("compared mismatched shapes"),
+        }
+        assert!(!o.passed() && o.metrics().is_none());
+        let o = compare(
+            TensorRef::new(DType::Float32, &[2, 3], &b),
+            TensorRef::new(DType::Float32, &[2, 3], &b[..20]),
+            &Tolerance::default(),
+            1,
+        );
+        assert!(
+            matches!(&o, Outcome::Skipped { reason } if reason.contains("candidate") && reason.contains("20 bytes")),
+            "{o:?}"
+        );
+    }
+
+    #[test]
+    fn empty_tensor_passes_with_undefined_statistics() -> TestResult {
+        let (m, pass) = compared(compare(
+            TensorRef::new(DType::Float32, &[0, 3], &[]),
+            TensorRef::new(DType::Float16, &[0, 3], &[]),
+            &Tolerance::default(),
+            3,
+        ))?;
+        assert!(pass);
+        assert_eq!((m.total, m.mismatches, m.mismatch_ratio), (0, 0, 0.0));
+        assert!(m.max_abs.is_nan() && m.median_abs.is_nan() && m.cosine.is_nan() && m.reference_min.is_nan());
+        assert!(m.worst.is_none() && m.top_k.is_empty());
+        Ok(())
+    }
+
+    /// Throughput of the kernel on f32 pairs. Run with
+    /// `cargo test --release --lib compare::metrics -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing printout, run in release"]
+    fn throughput() {
+        let n = 1 << 24;
+        let (r, c) = random_pairs(n, 1, 0.0, 0.0);
+        let shape = [n];
+        let (rb, cb, half) = (f32_bytes(&r), f32_bytes(&c), f16_bytes(&c));
+        drop((r, c));
+        let (rt, ct) = (TensorRef::new(DType::Float32, &shape, &rb), TensorRef::new(DType::Float32, &shape, &cb));
+        let bytes = (rb.len() + cb.len()) as f64;
+        let p = Params::new(&Tolerance::default(), false);
+        let pair = Pair { r: rt, c: ct, n };
+        // CPU time of this thread (the machine may be shared, so wall time of the one-thread runs
+        // is less telling); wall time for the parallel runs.
+        let cpu = || -> f64 {
+            std::fs::read_to_string("/proc/thread-self/schedstat")
+                .ok()
+                .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()))
+                .map_or(f64::NAN, |ns| ns / 1e9)
+        };
+        let time = |f: &dyn Fn()| {
+            f(); // warm up
+            let (t, c0) = (std::time::Instant::now(), cpu());
+            for _ in 0..3 {
+                f();
+            }
+            let wall = t.elapsed().as_secs_f64() / 3.0;
+            let cpu_s = (cpu() - c0) / 3.0;
+            if cpu_s.is_finite() && cpu_s > 0.0 { cpu_s.min(wall) } else { wall }
+        };
+        let wall = |f: &dyn Fn()| {
+            f();
+            let t = std::time::Instant::now();
+            for _ in 0..3 {
+                f();
+            }
+            t.elapsed().as_secs_f64() / 3.0
+        };
+        let main_seq = time(&|| {
+            std::hint::black_box(run_chunks(n, false, |s, e| main_chunk(&pair, &p, 5, s, e)));
+        });
+        let main_par = wall(&|| {
+            std::hint::black_box(run_chunks(n, true, |s, e| main_chunk(&pair, &p, 5, s, e)));
+        });
+        let full_seq = time(&|| {
+            std::hint::black_box(compare_impl(rt, ct, &p, 5, false));
+        });
+        let full_par = wall(&|| {
+            std::hint::black_box(compare(rt, ct, &Tolerance::default(), 5));
+        });
+        let mut forced = p;
+        forced.collect_max = 1 << 16;
+        let full_hist = wall(&|| {
+            std::hint::black_box(compare_impl(rt, ct, &forced, 5, true));
+        });
+        let ht = TensorRef::new(DType::Float16, &shape, &half);
+        let full_f16 = time(&|| {
+            std::hint::black_box(compare_impl(rt, ht, &p, 5, false));
+        });
+        let gbs = |s: f64| bytes / s / 1e9;
+        println!("{n} f32 pairs ({:.0} MB), {} rayon threads", bytes / 1e6, rayon::current_num_threads());
+        println!("main pass, 1 thread (CPU time): {:.3} s  {:.2} GB/s", main_seq, gbs(main_seq));
+        println!("main pass, parallel (wall): {:.3} s  {:.2} GB/s", main_par, gbs(main_par));
+        println!(
+            "compare,   1 thread (CPU time): {:.3} s  {:.2} GB/s (with exact median/p99)",
+            full_seq,
+            gbs(full_seq)
+        );
+        println!("compare,   parallel (wall): {:.3} s  {:.2} GB/s", full_par, gbs(full_par));
+        println!(
+            "compare, histogram selection forced, parallel (wall): {:.3} s  {:.2} GB/s",
+            full_hist,
+            gbs(full_hist)
+        );
+        println!(
+            "compare, f16 candidate, 1 thread (CPU time): {:.3} s  {:.2} GB/s of input",
+            full_f16,
+            (rb.len() + half.len()) as f64 / full_f16 / 1e9
+        );
     }
 }

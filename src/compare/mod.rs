@@ -1,3 +1,582 @@
-//! Comparison of a candidate run against a reference run.
+//! Comparison of a candidate against a reference, tensor by tensor: the `compare` job.
+//!
+//! Both sides are first made into saved results (runner sides are run into run directories, on the
+//! same inputs), then paired by exact tensor name only: tensors present on one side are listed as
+//! unmatched, never guessed. Tensors are read from memory maps one pair at a time and compared in
+//! parallel, so memory stays near the size of the tensors being compared, whatever the model size.
 
 pub mod metrics;
+pub mod report;
+pub mod source;
+pub mod table;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::inputs::{InputOptions, InputSource};
+use crate::model::Model;
+use crate::run::{self, Progress, RunRequest};
+use crate::runner::{RunnerOptions, Tensors};
+use crate::store::ToolInfo;
+use metrics::{Outcome, TensorRef, Tolerance};
+use report::{
+    IterationMetrics, OutputReport, REPORT_SCHEMA, Report, ReportModel, SideReport, Status, Summary, TensorReport,
+    ToleranceOverride, ToleranceReport, Unmatched,
+};
+use source::{Side, SideSpec};
+
+/// Everything `compare` needs.
+#[derive(Debug, Clone)]
+pub struct CompareRequest {
+    /// The model (optional when both sides are saved).
+    pub model: Option<PathBuf>,
+    /// Reference side.
+    pub reference: SideSpec,
+    /// Candidate side.
+    pub candidate: SideSpec,
+    /// Inputs for runner sides (ignored when a saved side brings its inputs).
+    pub inputs: InputOptions,
+    /// Runner options.
+    pub runner_options: RunnerOptions,
+    /// Default tolerance.
+    pub tolerance: Tolerance,
+    /// Per-tensor overrides.
+    pub overrides: Vec<ToleranceOverride>,
+    /// Worst elements kept per tensor.
+    pub top_k: usize,
+    /// Keep runner-side runs here (`DIR/reference`, `DIR/candidate`) instead of a temporary folder.
+    pub save_runs: Option<PathBuf>,
+}
+
+/// A global value (if given) and per-tensor values.
+pub type ToleranceValues = (Option<f64>, Vec<(String, f64)>);
+
+/// Parse `X` (global) or `NAME:X` (per tensor) tolerance values.
+pub fn parse_tolerance_values(flag: &str, values: &[String]) -> Result<ToleranceValues> {
+    let mut global = None;
+    let mut per = Vec::new();
+    for v in values {
+        let (name, num) = match v.rsplit_once(':') {
+            Some((n, x)) => (Some(n), x),
+            None => (None, v.as_str()),
+        };
+        let x: f64 =
+            num.trim().parse().map_err(|_| Error::usage(format!("{flag} '{v}': expected a number or NAME:NUMBER")))?;
+        if !(x.is_finite() && x >= 0.0) {
+            return Err(Error::usage(format!("{flag} '{v}': tolerances are finite and >= 0")));
+        }
+        match name {
+            Some(n) => per.push((n.to_string(), x)),
+            None => global = Some(x),
+        }
+    }
+    Ok((global, per))
+}
+
+/// Merge per-tensor atol/rtol lists into overrides.
+#[must_use]
+pub fn merge_overrides(atol: Vec<(String, f64)>, rtol: Vec<(String, f64)>) -> Vec<ToleranceOverride> {
+    let mut out: Vec<ToleranceOverride> = Vec::new();
+    for (n, a) in atol {
+        match out.iter_mut().find(|o| o.tensor == n) {
+            Some(o) => o.atol = Some(a),
+            None => out.push(ToleranceOverride { tensor: n, atol: Some(a), rtol: None }),
+        }
+    }
+    for (n, r) in rtol {
+        match out.iter_mut().find(|o| o.tensor == n) {
+            Some(o) => o.rtol = Some(r),
+            None => out.push(ToleranceOverride { tensor: n, atol: None, rtol: Some(r) }),
+        }
+    }
+    out
+}
+
+/// A side made ready: opened saved results plus how it was obtained.
+struct Ready {
+    side: Side,
+    report: SideReport,
+    /// Keeps a temporary run directory alive as long as the side is read.
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// Run the comparison. Progress goes to `progress` (runner sides report like `run`).
+pub fn compare(req: &CompareRequest, progress: &mut dyn FnMut(&str, Progress)) -> Result<Report> {
+    let model = req.model.as_deref().map(Model::load).transpose()?;
+    let both_saved = matches!(req.reference, SideSpec::Saved { .. }) && matches!(req.candidate, SideSpec::Saved { .. });
+    if model.is_none() && !both_saved {
+        return Err(Error::usage(
+            "a runner side needs the model: trtlens compare MODEL.onnx --reference ... --candidate ...",
+        ));
+    }
+    for name in req.overrides.iter().map(|o| &o.tensor) {
+        if let Some(m) = &model
+            && !m.graph.tensors.contains_key(name.as_str())
+        {
+            return Err(Error::usage(format!("tolerance override names '{name}', which is not a tensor of the model")));
+        }
+    }
+
+    // Saved sides first: their inputs are the ones runner sides must use.
+    let mut reference = open_saved(&req.reference, "reference")?;
+    let mut candidate = open_saved(&req.candidate, "candidate")?;
+    if let Some(m) = &model {
+        for r in [&reference, &candidate].into_iter().flatten() {
+            if let Some(sha) = r.side.model_sha256()
+                && sha != m.sha256
+            {
+                return Err(Error::store(
+                    r.side.path(),
+                    format!(
+                        "was made from another model (sha256 {}…, {} has {}…)",
+                        &sha[..12.min(sha.len())],
+                        m.path.display(),
+                        &m.sha256[..12]
+                    ),
+                ));
+            }
+        }
+    }
+    let saved_inputs = saved_inputs(reference.as_ref(), candidate.as_ref())?;
+    let mut inputs_opts = req.inputs.clone();
+    let mut input_source: Option<InputSource> = None;
+    if let Some((source, path)) = &saved_inputs {
+        if req.inputs.load.is_some() {
+            return Err(Error::usage("--load-inputs conflicts with a saved run that brings its own inputs"));
+        }
+        inputs_opts.load = Some(path.clone());
+        input_source = Some(source.clone());
+    }
+
+    let polygraphy_side =
+        [&reference, &candidate].into_iter().flatten().any(|r| matches!(r.side, Side::Polygraphy { .. }));
+    let runner_side = reference.is_none() || candidate.is_none();
+    if polygraphy_side && runner_side && saved_inputs.is_none() && req.inputs.load.is_none() {
+        return Err(Error::usage(
+            "Polygraphy results carry no inputs: pass the file written by polygraphy --save-inputs with --load-inputs, so both sides see the same data",
+        ));
+    }
+
+    let mut pending = Vec::new();
+    if reference.is_none() {
+        pending.push("reference");
+    }
+    if candidate.is_none() {
+        pending.push("candidate");
+    }
+    for which in pending {
+        let spec = if which == "reference" { &req.reference } else { &req.candidate };
+        let SideSpec::Runner(kind) = spec else { continue };
+        let Some(model_path) = &req.model else { continue };
+        let (dir, tmp) = match &req.save_runs {
+            Some(d) => (d.join(which), None),
+            None => {
+                let t = tempfile::Builder::new().prefix("trtlens-compare-").tempdir().map_err(|e| {
+                    Error::store(std::env::temp_dir(), format!("cannot create a temporary run directory: {e}"))
+                })?;
+                (t.path().join(which), Some(t))
+            }
+        };
+        let run_req = RunRequest {
+            model: model_path.clone(),
+            runner: *kind,
+            inputs: inputs_opts.clone(),
+            runner_options: req.runner_options.clone(),
+            save: dir.clone(),
+        };
+        let summary = run::run(&run_req, &mut |p| progress(which, p))?;
+        if input_source.is_none() {
+            input_source = Some(summary.manifest.inputs.clone());
+            // The second runner side reuses exactly these inputs.
+            inputs_opts.load = Some(summary.dir.clone());
+            inputs_opts.iterations = 1;
+        }
+        let side = Side::open(&summary.dir, None)?;
+        let (runner, version) = side.runner();
+        let ready = Ready {
+            report: SideReport {
+                spec: spec.describe(),
+                runner,
+                version,
+                path: if tmp.is_some() { None } else { Some(summary.dir.display().to_string()) },
+                precision_plan: None,
+            },
+            side,
+            _tmp: tmp,
+        };
+        if which == "reference" {
+            reference = Some(ready);
+        } else {
+            candidate = Some(ready);
+        }
+    }
+    let (Some(reference), Some(candidate)) = (reference, candidate) else {
+        return Err(Error::usage("both --reference and --candidate are needed"));
+    };
+    let input_source = input_source.unwrap_or_else(|| InputSource {
+        kind: "unknown".into(),
+        path: None,
+        seed: None,
+        val_ranges: vec![],
+        shapes: std::collections::BTreeMap::new(),
+        iterations: reference.side.iterations(),
+    });
+    build_report(req, model.as_ref(), &reference, &candidate, input_source)
+}
+
+fn open_saved(spec: &SideSpec, which: &str) -> Result<Option<Ready>> {
+    let SideSpec::Saved { path, runner } = spec else { return Ok(None) };
+    let side = Side::open(path, runner.as_deref()).map_err(|e| match e {
+        Error::Usage(m) => Error::usage(format!("--{which}: {m}")),
+        other => other,
+    })?;
+    let (name, version) = side.runner();
+    Ok(Some(Ready {
+        report: SideReport {
+            spec: spec.describe(),
+            runner: name,
+            version,
+            path: Some(path.display().to_string()),
+            precision_plan: None,
+        },
+        side,
+        _tmp: None,
+    }))
+}
+
+/// Inputs recorded by saved sides: (source, run directory to load them from). Two saved runs must
+/// have used identical inputs.
+fn saved_inputs(reference: Option<&Ready>, candidate: Option<&Ready>) -> Result<Option<(InputSource, PathBuf)>> {
+    let mut found: Option<(InputSource, PathBuf, Vec<Tensors>)> = None;
+    for r in [reference, candidate].into_iter().flatten() {
+        let Side::Run(run) = &r.side else { continue };
+        let inputs = run.load_inputs()?;
+        match &found {
+            None => found = Some((run.manifest.inputs.clone(), run.path.clone(), inputs)),
+            Some((_, first, theirs)) => {
+                if *theirs != inputs {
+                    return Err(Error::store(
+                        &run.path,
+                        format!(
+                            "used different inputs than {} — compare runs made on the same inputs (trtlens run ... --load-inputs {})",
+                            first.display(),
+                            first.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(found.map(|(s, p, _)| (s, p)))
+}
+
+/// What is known about a tensor from the model or the saved manifests.
+#[derive(Default, Clone)]
+struct TensorMeta {
+    node: Option<String>,
+    op_type: Option<String>,
+    topo_index: Option<usize>,
+    is_output: bool,
+}
+
+fn tensor_meta(model: Option<&Model>, reference: &Side, candidate: &Side) -> HashMap<String, TensorMeta> {
+    let mut meta: HashMap<String, TensorMeta> = HashMap::new();
+    if let Some(m) = model {
+        for (i, name) in m.graph.captured().into_iter().enumerate() {
+            let node = m.graph.producer(name);
+            meta.insert(
+                name.to_string(),
+                TensorMeta {
+                    node: node.map(crate::model::graph::Node::display_name),
+                    op_type: node.map(|n| n.op_type.clone()),
+                    topo_index: Some(i),
+                    is_output: m.graph.tensor(name).is_some_and(|t| t.is_output),
+                },
+            );
+        }
+        return meta;
+    }
+    for side in [reference, candidate] {
+        if let Side::Run(r) = side {
+            for e in &r.manifest.tensors {
+                meta.entry(e.name.clone()).or_insert(TensorMeta {
+                    node: e.node.clone(),
+                    op_type: e.op_type.clone(),
+                    topo_index: Some(e.topo_index),
+                    is_output: e.is_output,
+                });
+            }
+        }
+    }
+    meta
+}
+
+fn effective_tolerance(req: &CompareRequest, name: &str) -> Tolerance {
+    let mut t = req.tolerance;
+    if let Some(o) = req.overrides.iter().find(|o| o.tensor == name) {
+        t.atol = o.atol.unwrap_or(t.atol);
+        t.rtol = o.rtol.unwrap_or(t.rtol);
+    }
+    t
+}
+
+fn rank(o: &Outcome) -> (u8, u64, f64) {
+    match o {
+        Outcome::Skipped { .. } => (2, 0, 0.0),
+        Outcome::Compared { metrics, pass } => {
+            let ma = if metrics.max_abs.is_nan() { f64::INFINITY } else { metrics.max_abs };
+            (u8::from(!pass), metrics.mismatches, ma)
+        }
+    }
+}
+
+fn build_report(
+    req: &CompareRequest,
+    model: Option<&Model>,
+    reference: &Ready,
+    candidate: &Ready,
+    inputs: InputSource,
+) -> Result<Report> {
+    let (rs, cs) = (&reference.side, &candidate.side);
+    if rs.iterations() != cs.iterations() {
+        return Err(Error::usage(format!(
+            "the reference has {} iteration(s) and the candidate {}; compare runs made on the same inputs",
+            rs.iterations(),
+            cs.iterations()
+        )));
+    }
+    let meta = tensor_meta(model, rs, cs);
+    let ref_names = rs.names();
+    let cand_names = cs.names();
+    let cand_set: HashSet<&str> = cand_names.iter().map(String::as_str).collect();
+    let ref_set: HashSet<&str> = ref_names.iter().map(String::as_str).collect();
+    let mut paired: Vec<String> = ref_names.iter().filter(|n| cand_set.contains(n.as_str())).cloned().collect();
+    // Topological order when known, else the reference's own order (stable sort keeps it).
+    paired.sort_by_key(|n| meta.get(n).and_then(|m| m.topo_index).unwrap_or(usize::MAX));
+    let unmatched = Unmatched {
+        reference: ref_names.iter().filter(|n| !cand_set.contains(n.as_str())).cloned().collect(),
+        candidate: cand_names.iter().filter(|n| !ref_set.contains(n.as_str())).cloned().collect(),
+    };
+
+    // outcomes[tensor][iteration]
+    let iterations = rs.iterations();
+    let mut outcomes: Vec<Vec<Outcome>> = vec![Vec::with_capacity(iterations); paired.len()];
+    let mut shapes: Vec<(Vec<usize>, Option<Vec<usize>>)> = vec![(vec![], None); paired.len()];
+    for it in 0..iterations {
+        let rt = rs.iteration(it)?;
+        let ct = cs.iteration(it)?;
+        let results: Vec<(Outcome, Vec<usize>, Option<Vec<usize>>)> = paired
+            .par_iter()
+            .map(|name| {
+                let (Some(r), Some(c)) = (rt.view(name), ct.view(name)) else {
+                    return (Outcome::Skipped { reason: format!("missing from iteration {it}") }, vec![], None);
+                };
+                let tol = effective_tolerance(req, name);
+                let rref = TensorRef::new(r.dtype, r.shape, r.data);
+                let cref = TensorRef::new(c.dtype, c.shape, c.data);
+                let outcome = if r.dtype.is_float() || c.dtype.is_float() {
+                    metrics::compare(rref, cref, &tol, req.top_k)
+                } else {
+                    metrics::compare_exact(rref, cref, req.top_k)
+                };
+                let cand_shape = (c.shape != r.shape).then(|| c.shape.to_vec());
+                (outcome, r.shape.to_vec(), cand_shape)
+            })
+            .collect();
+        for (i, (o, shape, cshape)) in results.into_iter().enumerate() {
+            if it == 0 {
+                shapes[i] = (shape, cshape);
+            }
+            outcomes[i].push(o);
+        }
+    }
+
+    let mut tensors = Vec::with_capacity(paired.len());
+    let mut first_divergence = None;
+    let mut first_nonfinite = None;
+    let mut summary = Summary::default();
+    for (i, name) in paired.iter().enumerate() {
+        let m = meta.get(name).cloned().unwrap_or_default();
+        let per = &outcomes[i];
+        let worst_it = (0..per.len())
+            .max_by(|&a, &b| rank(&per[a]).partial_cmp(&rank(&per[b])).unwrap_or(std::cmp::Ordering::Equal))
+            .unwrap_or(0);
+        let worst = &per[worst_it];
+        let (status, reason, metrics) = match worst {
+            Outcome::Skipped { reason } => (Status::Skipped, Some(reason.clone()), None),
+            Outcome::Compared { metrics, pass } => {
+                (if *pass { Status::Pass } else { Status::Fail }, None, Some(metrics.clone()))
+            }
+        };
+        let exact = !rs.dtype(name).is_some_and(crate::tensor::DType::is_float)
+            && !cs.dtype(name).is_some_and(crate::tensor::DType::is_float);
+        let mut flags = Vec::new();
+        let any = |f: &dyn Fn(&metrics::Metrics) -> bool| per.iter().filter_map(Outcome::metrics).any(f);
+        if any(&|x| x.fp16_overflow_reference > 0) {
+            flags.push("OVF".to_string());
+            summary.fp16_overflow_predicted += 1;
+        }
+        if any(&|x| x.fp16_underflow_reference > 0) {
+            flags.push("UNF".to_string());
+            summary.fp16_underflow_predicted += 1;
+        } else if any(&|x| x.fp16_subnormal_reference > 0) {
+            flags.push("SUB".to_string());
+        }
+        if any(&|x| x.nan_candidate > 0) {
+            flags.push("NaN".to_string());
+        }
+        if any(&|x| x.inf_candidate > 0) {
+            flags.push("INF".to_string());
+        }
+        if status == Status::Fail && first_divergence.is_none() {
+            first_divergence = Some(name.clone());
+            flags.push("FIRST".to_string());
+        }
+        if first_nonfinite.is_none() && any(&|x| x.nan_candidate + x.inf_candidate > 0) {
+            first_nonfinite = Some(name.clone());
+            flags.push("FIRST_NONFINITE".to_string());
+        }
+        summary.compared += 1;
+        match status {
+            Status::Pass => summary.passed += 1,
+            Status::Fail => summary.failed += 1,
+            Status::Skipped => summary.skipped += 1,
+        }
+        summary.exact += usize::from(exact);
+        let tol = effective_tolerance(req, name);
+        let (shape, shape_candidate) = shapes[i].clone();
+        tensors.push(TensorReport {
+            name: name.clone(),
+            node: m.node,
+            op_type: m.op_type,
+            topo_index: m.topo_index,
+            shape,
+            shape_candidate,
+            dtype_reference: rs.dtype(name).map_or_else(|| "?".into(), |d| d.name().to_string()),
+            dtype_candidate: cs.dtype(name).map_or_else(|| "?".into(), |d| d.name().to_string()),
+            is_output: m.is_output,
+            exact,
+            status,
+            reason,
+            atol: tol.atol,
+            rtol: tol.rtol,
+            metrics,
+            worst_iteration: worst_it,
+            iterations: (per.len() > 1).then(|| {
+                per.iter()
+                    .enumerate()
+                    .map(|(it, o)| match o {
+                        Outcome::Skipped { reason } => IterationMetrics {
+                            iteration: it,
+                            status: Status::Skipped,
+                            reason: Some(reason.clone()),
+                            metrics: None,
+                        },
+                        Outcome::Compared { metrics, pass } => IterationMetrics {
+                            iteration: it,
+                            status: if *pass { Status::Pass } else { Status::Fail },
+                            reason: None,
+                            metrics: Some(metrics.clone()),
+                        },
+                    })
+                    .collect()
+            }),
+            flags,
+        });
+    }
+
+    // Graph outputs: from the model, else from manifests; without either, every paired tensor counts.
+    let mut notes = Vec::new();
+    let output_names: Vec<String> = match model {
+        Some(m) => m.graph.outputs.clone(),
+        None => {
+            let from_meta: Vec<String> =
+                paired.iter().filter(|n| meta.get(*n).is_some_and(|m| m.is_output)).cloned().collect();
+            if from_meta.is_empty() {
+                notes.push(
+                    "graph outputs unknown (no model, no trtlens manifest): the verdict covers every paired tensor"
+                        .into(),
+                );
+                paired.clone()
+            } else {
+                from_meta
+            }
+        }
+    };
+    let outputs: Vec<OutputReport> = output_names
+        .iter()
+        .map(|n| match tensors.iter().find(|t| &t.name == n) {
+            Some(t) => OutputReport {
+                name: n.clone(),
+                status: t.status,
+                max_abs: t.metrics.as_ref().map_or(f64::NAN, |m| m.max_abs),
+            },
+            None => OutputReport { name: n.clone(), status: Status::Skipped, max_abs: f64::NAN },
+        })
+        .collect();
+    for o in &outputs {
+        if o.status == Status::Skipped {
+            notes.push(format!(
+                "graph output '{}' was not compared (missing on a side or skipped): the verdict fails",
+                o.name
+            ));
+        }
+    }
+    let verdict = if !outputs.is_empty() && outputs.iter().all(|o| o.status == Status::Pass) { "pass" } else { "fail" };
+    if outputs.is_empty() {
+        notes.push("nothing to judge: no graph output was compared".into());
+    }
+
+    let model_report = ReportModel {
+        path: model
+            .map(|m| m.path.display().to_string())
+            .or_else(|| req.model.as_ref().map(|p| p.display().to_string())),
+        sha256: model.map(|m| m.sha256.clone()).or_else(|| rs.model_sha256().or(cs.model_sha256()).map(str::to_string)),
+        opset: model.and_then(Model::opset),
+        node_count: model.map(|m| m.graph.nodes.len()),
+    };
+    Ok(Report {
+        schema: REPORT_SCHEMA.into(),
+        tool: ToolInfo::current(),
+        model: model_report,
+        reference: reference.report.clone(),
+        candidate: candidate.report.clone(),
+        tolerance: ToleranceReport {
+            rule: req.tolerance.rule,
+            atol: req.tolerance.atol,
+            rtol: req.tolerance.rtol,
+            inf_equal: req.tolerance.inf_equal,
+            overrides: req.overrides.clone(),
+        },
+        inputs,
+        tensors,
+        first_divergence,
+        first_nonfinite,
+        unmatched,
+        outputs,
+        summary,
+        verdict: verdict.into(),
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerance_values_parse() -> Result<()> {
+        let (g, per) = parse_tolerance_values("--atol", &["1e-3".into(), "out:0.5".into(), "a:b:2".into()])?;
+        assert_eq!(g, Some(1e-3));
+        assert_eq!(per, vec![("out".to_string(), 0.5), ("a:b".to_string(), 2.0)]);
+        assert!(parse_tolerance_values("--atol", &["x:-1".into()]).is_err());
+        assert!(parse_tolerance_values("--rtol", &["abc".into()]).is_err());
+        let o = merge_overrides(vec![("y".into(), 1.0)], vec![("y".into(), 2.0), ("z".into(), 3.0)]);
+        assert_eq!(o.len(), 2);
+        assert_eq!((o[0].atol, o[0].rtol), (Some(1.0), Some(2.0)));
+        Ok(())
+    }
+}

@@ -146,6 +146,21 @@ impl ToolInfo {
     }
 }
 
+/// Write a file atomically: a temporary sibling renamed into place.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
+    fs::write(&tmp, bytes).map_err(|e| Error::store(path, format!("cannot write: {e}")))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::store(path, format!("cannot write: {e}"))
+    })
+}
+
 /// Write a safetensors file from named tensors (order of `tensors` kept in the manifest, not here).
 pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
@@ -159,53 +174,95 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()
     safetensors::serialize_to_file(views, None, path).map_err(|e| Error::store(path, format!("cannot write: {e}")))
 }
 
-/// A memory-mapped safetensors file.
+/// Where one tensor sits in a mapped safetensors file.
+#[derive(Debug, Clone)]
+struct Slot {
+    dtype: DType,
+    shape: Vec<usize>,
+    start: usize,
+    end: usize,
+}
+
+/// A borrowed tensor inside a mapped file: no copy is made.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorView<'a> {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: &'a [usize],
+    /// Little-endian row-major bytes.
+    pub data: &'a [u8],
+}
+
+impl TensorView<'_> {
+    /// Copy into an owned tensor.
+    pub fn to_tensor(&self) -> Result<Tensor> {
+        Tensor::from_bytes(self.dtype, self.shape.to_vec(), self.data.to_vec()).map_err(|e| Error::input(e.to_string()))
+    }
+}
+
+/// A memory-mapped safetensors file, its header parsed once.
 pub struct MappedTensors {
     path: PathBuf,
     map: memmap2::Mmap,
+    base: usize,
+    slots: HashMap<String, Slot>,
+    order: Vec<String>,
 }
 
 impl MappedTensors {
-    /// Map a file.
+    /// Map a file and index its header.
     pub fn open(path: &Path) -> Result<MappedTensors> {
         let f = fs::File::open(path).map_err(|e| Error::store(path, format!("cannot open: {e}")))?;
         let map = crate::sys::map_file(&f).map_err(|e| Error::store(path, format!("cannot map: {e}")))?;
-        // Validate the header once.
-        safetensors::SafeTensors::deserialize(&map)
-            .map_err(|e| Error::store(path, format!("corrupt tensor file: {e}")))?;
-        Ok(MappedTensors { path: path.to_path_buf(), map })
+        let corrupt = |e: &dyn std::fmt::Display| Error::store(path, format!("corrupt tensor file: {e}"));
+        let (header_len, meta) = safetensors::SafeTensors::read_metadata(&map).map_err(|e| corrupt(&e))?;
+        let base = 8 + header_len;
+        let mut slots = HashMap::new();
+        let mut order: Vec<(usize, String)> = Vec::new();
+        for (name, info) in meta.tensors() {
+            let dtype = DType::from_safetensors(info.dtype)
+                .ok_or_else(|| Error::store(path, format!("tensor '{name}' has unsupported dtype {:?}", info.dtype)))?;
+            let (start, end) = (base + info.data_offsets.0, base + info.data_offsets.1);
+            if end > map.len() || end - start != crate::tensor::numel(&info.shape) * dtype.size() {
+                return Err(corrupt(&format!("tensor '{name}' lies outside the file or has the wrong size")));
+            }
+            order.push((start, name.clone()));
+            slots.insert(name, Slot { dtype, shape: info.shape.clone(), start, end });
+        }
+        order.sort();
+        Ok(MappedTensors {
+            path: path.to_path_buf(),
+            map,
+            base,
+            slots,
+            order: order.into_iter().map(|(_, n)| n).collect(),
+        })
     }
 
-    fn view(&self) -> Result<safetensors::SafeTensors<'_>> {
-        safetensors::SafeTensors::deserialize(&self.map)
-            .map_err(|e| Error::store(&self.path, format!("corrupt tensor file: {e}")))
+    /// Names in the file, in the order of their data.
+    #[must_use]
+    pub fn names(&self) -> &[String] {
+        &self.order
     }
 
-    /// Names in the file.
-    pub fn names(&self) -> Result<Vec<String>> {
-        Ok(self.view()?.names().into_iter().map(str::to_string).collect())
+    /// Borrow one tensor, or `None` if absent.
+    #[must_use]
+    pub fn view(&self, name: &str) -> Option<TensorView<'_>> {
+        self.slots.get(name).map(|s| TensorView { dtype: s.dtype, shape: &s.shape, data: &self.map[s.start..s.end] })
     }
 
     /// Copy one tensor out, or `None` if absent.
     pub fn get(&self, name: &str) -> Result<Option<Tensor>> {
-        let st = self.view()?;
-        let v = match st.tensor(name) {
-            Ok(v) => v,
-            Err(safetensors::SafeTensorError::TensorNotFound(_)) => return Ok(None),
-            Err(e) => return Err(Error::store(&self.path, format!("tensor '{name}': {e}"))),
-        };
-        let dtype = DType::from_safetensors(v.dtype()).ok_or_else(|| {
-            Error::store(&self.path, format!("tensor '{name}' has unsupported dtype {:?}", v.dtype()))
-        })?;
-        Tensor::from_bytes(dtype, v.shape().to_vec(), v.data().to_vec())
-            .map(Some)
-            .map_err(|e| Error::store(&self.path, format!("tensor '{name}': {e}")))
+        self.view(name)
+            .map(|v| v.to_tensor().map_err(|e| Error::store(&self.path, format!("tensor '{name}': {e}"))))
+            .transpose()
     }
 
-    /// Bytes mapped.
+    /// Bytes mapped (header included).
     #[must_use]
     pub fn mapped_bytes(&self) -> usize {
-        self.map.len()
+        self.map.len().max(self.base)
     }
 }
 

@@ -1,0 +1,244 @@
+//! The two sides of a comparison: a runner to execute now, or saved results (a trtlens run
+//! directory or a Polygraphy `RunResults` JSON file). Whatever their origin, sides are read the same
+//! way: an ordered list of tensor names and, per iteration, borrowed tensor views (memory-mapped for
+//! run directories).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::io::polygraphy::RunResults;
+use crate::runner::{RunnerKind, Tensors};
+use crate::store::{MappedTensors, RunDir, TensorView};
+use crate::tensor::DType;
+
+/// What the user asked for on one side (`--reference`, `--candidate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SideSpec {
+    /// Run this runner now.
+    Runner(RunnerKind),
+    /// Load saved results: a run directory or a Polygraphy JSON file, optionally `#RUNNER` to pick
+    /// one runner of a multi-runner Polygraphy file.
+    Saved {
+        /// The run directory or JSON file.
+        path: PathBuf,
+        /// Runner name (or index) inside a Polygraphy file.
+        runner: Option<String>,
+    },
+}
+
+impl SideSpec {
+    /// Parse `tract`, `onnxruntime`, `saved:PATH` or `saved:PATH#RUNNER`.
+    pub fn parse(s: &str) -> Result<SideSpec> {
+        if let Some(rest) = s.strip_prefix("saved:") {
+            if rest.is_empty() {
+                return Err(Error::usage("saved: needs a path, e.g. saved:runs/a or saved:polygraphy_outputs.json"));
+            }
+            let (path, runner) = match rest.rsplit_once('#') {
+                Some((p, r)) if !Path::new(rest).exists() => (p, Some(r.to_string())),
+                _ => (rest, None),
+            };
+            return Ok(SideSpec::Saved { path: PathBuf::from(path), runner });
+        }
+        <RunnerKind as clap::ValueEnum>::from_str(s, true).map(SideSpec::Runner).map_err(|_| {
+            Error::usage(format!(
+                "unknown runner '{s}': use tract, onnxruntime, or saved:PATH (a trtlens run directory or a Polygraphy --save-outputs file)"
+            ))
+        })
+    }
+
+    /// Short description for reports.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            SideSpec::Runner(k) => k.name().to_string(),
+            SideSpec::Saved { path, runner: None } => format!("saved:{}", path.display()),
+            SideSpec::Saved { path, runner: Some(r) } => format!("saved:{}#{r}", path.display()),
+        }
+    }
+}
+
+/// Saved results opened for reading.
+pub enum Side {
+    /// A trtlens run directory (memory-mapped).
+    Run(Box<RunDir>),
+    /// One runner of a Polygraphy `RunResults` file (decoded into memory: JSON cannot be mapped).
+    Polygraphy {
+        /// The file.
+        path: PathBuf,
+        /// Runner name inside the file.
+        runner: String,
+        /// Iterations of that runner.
+        iterations: Vec<Tensors>,
+    },
+}
+
+/// One iteration of one side.
+pub enum IterationTensors {
+    /// Mapped from a run directory.
+    Mapped(MappedTensors),
+    /// Owned (Polygraphy), borrowed from the side.
+    Owned(Vec<(String, crate::tensor::Tensor)>),
+}
+
+impl IterationTensors {
+    /// Borrow a tensor by exact name.
+    #[must_use]
+    pub fn view(&self, name: &str) -> Option<TensorView<'_>> {
+        match self {
+            IterationTensors::Mapped(m) => m.view(name),
+            IterationTensors::Owned(v) => v.iter().find(|(n, _)| n == name).map(|(_, t)| TensorView {
+                dtype: t.dtype(),
+                shape: t.shape(),
+                data: t.bytes(),
+            }),
+        }
+    }
+}
+
+impl Side {
+    /// Open saved results.
+    pub fn open(path: &Path, runner: Option<&str>) -> Result<Side> {
+        if path.is_dir() {
+            if runner.is_some() {
+                return Err(Error::usage(format!(
+                    "{}: '#RUNNER' only applies to Polygraphy JSON files",
+                    path.display()
+                )));
+            }
+            return Ok(Side::Run(Box::new(RunDir::open(path)?)));
+        }
+        if !path.exists() {
+            return Err(Error::store(
+                path,
+                "does not exist (saved: wants a trtlens run directory or a Polygraphy JSON file)",
+            ));
+        }
+        let results = crate::io::load_run_results(path)?;
+        let (name, iterations) = pick_runner(path, results, runner)?;
+        Ok(Side::Polygraphy { path: path.to_path_buf(), runner: name, iterations })
+    }
+
+    /// Runner name and version.
+    #[must_use]
+    pub fn runner(&self) -> (String, String) {
+        match self {
+            Side::Run(r) => (r.manifest.runner.name.clone(), r.manifest.runner.version.clone()),
+            Side::Polygraphy { runner, .. } => (format!("polygraphy:{runner}"), String::new()),
+        }
+    }
+
+    /// Where it was loaded from.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        match self {
+            Side::Run(r) => &r.path,
+            Side::Polygraphy { path, .. } => path,
+        }
+    }
+
+    /// Number of iterations.
+    #[must_use]
+    pub fn iterations(&self) -> usize {
+        match self {
+            Side::Run(r) => r.iterations(),
+            Side::Polygraphy { iterations, .. } => iterations.len(),
+        }
+    }
+
+    /// Tensor names in the side's own order (topological for both trtlens and Polygraphy).
+    #[must_use]
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Side::Run(r) => r.manifest.tensors.iter().map(|t| t.name.clone()).collect(),
+            Side::Polygraphy { iterations, .. } => {
+                iterations.first().map(|it| it.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default()
+            }
+        }
+    }
+
+    /// Dtype of a tensor (first iteration).
+    #[must_use]
+    pub fn dtype(&self, name: &str) -> Option<DType> {
+        match self {
+            Side::Run(r) => r.entry(name).map(|e| e.dtype),
+            Side::Polygraphy { iterations, .. } => {
+                iterations.first()?.iter().find(|(n, _)| n == name).map(|(_, t)| t.dtype())
+            }
+        }
+    }
+
+    /// Model sha256 when known.
+    #[must_use]
+    pub fn model_sha256(&self) -> Option<&str> {
+        match self {
+            Side::Run(r) => Some(&r.manifest.model.sha256),
+            Side::Polygraphy { .. } => None,
+        }
+    }
+
+    /// The inputs used, when the side recorded them.
+    pub fn inputs(&self) -> Result<Option<Vec<Tensors>>> {
+        match self {
+            Side::Run(r) => r.load_inputs().map(Some),
+            Side::Polygraphy { .. } => Ok(None),
+        }
+    }
+
+    /// Tensors of iteration `it`.
+    pub fn iteration(&self, it: usize) -> Result<IterationTensors> {
+        match self {
+            Side::Run(r) => r.tensors(it).map(IterationTensors::Mapped),
+            Side::Polygraphy { iterations, path, .. } => iterations
+                .get(it)
+                .cloned()
+                .map(IterationTensors::Owned)
+                .ok_or_else(|| Error::store(path, format!("iteration {it} does not exist"))),
+        }
+    }
+}
+
+fn pick_runner(path: &Path, results: RunResults, want: Option<&str>) -> Result<(String, Vec<Tensors>)> {
+    let names: Vec<String> = results.runners.iter().map(|r| r.name.clone()).collect();
+    if results.runners.is_empty() {
+        return Err(Error::store(path, "the Polygraphy results hold no runner"));
+    }
+    let idx = match want {
+        None if results.runners.len() == 1 => 0,
+        None => {
+            return Err(Error::usage(format!(
+                "{} holds several runners ({}); pick one with saved:{}#RUNNER (a name or an index)",
+                path.display(),
+                names.join(", "),
+                path.display()
+            )));
+        }
+        Some(w) => names
+            .iter()
+            .position(|n| n == w)
+            .or_else(|| w.parse::<usize>().ok().filter(|i| *i < names.len()))
+            .ok_or_else(|| {
+            Error::usage(format!("{}: no runner '{w}' (runners: {})", path.display(), names.join(", ")))
+        })?,
+    };
+    let r = results.runners.into_iter().nth(idx).ok_or_else(|| Error::store(path, "runner vanished"))?;
+    Ok((r.name, r.iterations.into_iter().map(|i| i.outputs).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_side_specs() -> Result<()> {
+        assert_eq!(SideSpec::parse("tract")?, SideSpec::Runner(RunnerKind::Tract));
+        assert_eq!(SideSpec::parse("ORT")?, SideSpec::Runner(RunnerKind::Onnxruntime));
+        assert_eq!(SideSpec::parse("saved:a/b")?, SideSpec::Saved { path: "a/b".into(), runner: None });
+        assert_eq!(
+            SideSpec::parse("saved:out.json#trt-runner")?,
+            SideSpec::Saved { path: "out.json".into(), runner: Some("trt-runner".into()) }
+        );
+        assert!(SideSpec::parse("saved:").is_err());
+        assert!(SideSpec::parse("tensorrt9").is_err_and(|e| e.to_string().contains("saved:PATH")));
+        Ok(())
+    }
+}

@@ -1,0 +1,240 @@
+//! Terminal rendering of a report: a table that fits 100 columns, failing and flagged rows
+//! highlighted when colour is on (`NO_COLOR` respected by the caller), integer/shape tensors summarised
+//! apart so they do not drown the float layers, and a summary naming the first divergence.
+
+use std::fmt::Write as _;
+
+use super::report::{Report, Status, TensorReport};
+
+/// Rendering options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableOptions {
+    /// ANSI colours.
+    pub color: bool,
+    /// Only rows that fail or are skipped.
+    pub only_failing: bool,
+    /// Only the N worst rows (by mismatch ratio, then max abs error), shown in topological order.
+    pub top: Option<usize>,
+}
+
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+const GREEN: &str = "\x1b[32m";
+const BOLD: &str = "\x1b[1m";
+const DIM: &str = "\x1b[2m";
+const RESET: &str = "\x1b[0m";
+
+/// Keep the head of a long word (op types).
+fn fit_head(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(width - 1).collect();
+    format!("{head}…")
+}
+
+/// Keep the tail of a long name (the informative part of `/model/block/3/conv/Conv_output_0`).
+fn fit(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        return s.to_string();
+    }
+    let tail: String = s.chars().skip(n - (width - 1)).collect();
+    format!("…{tail}")
+}
+
+fn num(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "inf".into() } else { "-inf".into() }
+    } else if v == 0.0 {
+        "0".into()
+    } else if (1e-3..1e4).contains(&v.abs()) {
+        format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+fn severity(t: &TensorReport) -> u8 {
+    match t.status {
+        Status::Fail => 2,
+        Status::Skipped => 1,
+        Status::Pass if t.flags.iter().any(|f| f == "OVF" || f == "UNF" || f == "NaN" || f == "INF") => 1,
+        Status::Pass => 0,
+    }
+}
+
+fn row(t: &TensorReport) -> String {
+    let idx = t.topo_index.map_or_else(|| "-".into(), |i| i.to_string());
+    let shape = crate::tensor::shape_string(&t.shape);
+    let (max_abs, mism, cosine) = match &t.metrics {
+        Some(m) => (
+            num(m.max_abs),
+            format!("{:.2}", m.mismatch_ratio * 100.0),
+            if t.exact {
+                "exact".into()
+            } else if m.cosine.is_nan() {
+                "-".into()
+            } else {
+                format!("{:.6}", m.cosine)
+            },
+        ),
+        None => ("-".into(), "-".into(), "-".into()),
+    };
+    let mut flags: Vec<&str> =
+        t.flags.iter().map(|f| if f == "FIRST_NONFINITE" { "1ST-NF" } else { f.as_str() }).collect();
+    if t.status == Status::Skipped {
+        flags.insert(0, "SKIP");
+    }
+    format!(
+        "{idx:>4} {:<29} {:<12} {:>13} {:>9} {:>7} {:>8}  {}",
+        fit(&t.name, 29),
+        fit_head(t.op_type.as_deref().unwrap_or("?"), 12),
+        fit(&shape, 13),
+        max_abs,
+        mism,
+        cosine,
+        flags.join(" ")
+    )
+}
+
+/// Render the report as text.
+#[must_use]
+pub fn render(report: &Report, opts: TableOptions) -> String {
+    let paint = |s: &str, code: &str| if opts.color { format!("{code}{s}{RESET}") } else { s.to_string() };
+    let mut out = String::new();
+    let title = format!(
+        "reference {} {}  vs  candidate {} {}   rule {} atol {} rtol {}",
+        report.reference.runner,
+        report.reference.version,
+        report.candidate.runner,
+        report.candidate.version,
+        report.tolerance.rule,
+        report.tolerance.atol,
+        report.tolerance.rtol
+    );
+    let _ = writeln!(out, "{}", fit_head(&title, 100));
+    let header = format!(
+        "{:>4} {:<29} {:<12} {:>13} {:>9} {:>7} {:>8}  {}",
+        "#", "tensor", "op", "shape", "max abs", "mism %", "cosine", "flags"
+    );
+    let _ = writeln!(out, "{}", paint(&header, BOLD));
+
+    let float_rows: Vec<&TensorReport> = report.tensors.iter().filter(|t| !t.exact).collect();
+    let mut shown: Vec<&TensorReport> =
+        float_rows.iter().copied().filter(|t| !opts.only_failing || t.status != Status::Pass).collect();
+    if let Some(n) = opts.top {
+        let mut ranked = shown.clone();
+        ranked.sort_by(|a, b| {
+            let key = |t: &TensorReport| {
+                t.metrics.as_ref().map_or((0.0, 0.0), |m| {
+                    (m.mismatch_ratio, if m.max_abs.is_nan() { f64::INFINITY } else { m.max_abs })
+                })
+            };
+            key(b).partial_cmp(&key(a)).unwrap_or(std::cmp::Ordering::Equal)
+        });
+        ranked.truncate(n);
+        shown.retain(|t| ranked.iter().any(|r| std::ptr::eq(*r, *t)));
+    }
+    for t in &shown {
+        let line = row(t);
+        let line = match severity(t) {
+            2 => paint(&line, RED),
+            1 => paint(&line, YELLOW),
+            _ => line,
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    let hidden = float_rows.len() - shown.len();
+    if hidden > 0 {
+        let _ = writeln!(out, "{}", paint(&format!("     ({hidden} more float tensors not shown)"), DIM));
+    }
+
+    let exact: Vec<&TensorReport> = report.tensors.iter().filter(|t| t.exact).collect();
+    if !exact.is_empty() {
+        let bad: Vec<&&TensorReport> = exact.iter().filter(|t| t.status != Status::Pass).collect();
+        let _ = writeln!(out, "integer/bool tensors: {} compared exactly, {} differ", exact.len(), bad.len());
+        for t in bad {
+            let _ = writeln!(out, "{}", paint(&row(t), RED));
+        }
+    }
+    let um = &report.unmatched;
+    if !um.reference.is_empty() || !um.candidate.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                &format!(
+                    "unmatched: {} only in reference, {} only in candidate (see the JSON report)",
+                    um.reference.len(),
+                    um.candidate.len()
+                ),
+                YELLOW
+            )
+        );
+        for n in um.reference.iter().take(5) {
+            let _ = writeln!(out, "  reference only: {n}");
+        }
+        for n in um.candidate.iter().take(5) {
+            let _ = writeln!(out, "  candidate only: {n}");
+        }
+    }
+    let s = &report.summary;
+    let passing_outputs = report.outputs.iter().filter(|o| o.status == Status::Pass).count();
+    let _ = writeln!(
+        out,
+        "outputs {passing_outputs}/{} pass · {} tensors: {} fail, {} skipped · FP16: {} overflow, {} underflow predicted",
+        report.outputs.len(),
+        s.compared,
+        s.failed,
+        s.skipped,
+        s.fp16_overflow_predicted,
+        s.fp16_underflow_predicted
+    );
+    let describe = |name: &Option<String>| -> String {
+        match name.as_ref().and_then(|n| report.tensor(n)) {
+            Some(t) => format!(
+                "{} ({} {}, #{})",
+                fit(&t.name, 40),
+                t.op_type.as_deref().unwrap_or("?"),
+                fit(t.node.as_deref().unwrap_or(""), 24),
+                t.topo_index.map_or_else(|| "?".into(), |i| i.to_string())
+            ),
+            None => "none".into(),
+        }
+    };
+    let _ = writeln!(out, "first divergence: {}", describe(&report.first_divergence));
+    if report.first_nonfinite.is_some() {
+        let _ = writeln!(out, "first non-finite: {}", describe(&report.first_nonfinite));
+    }
+    for n in &report.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    let verdict = if report.passed() { paint("PASS", GREEN) } else { paint("FAIL", RED) };
+    let _ = writeln!(out, "verdict: {verdict}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_keep_their_tail() {
+        assert_eq!(fit("short", 10), "short");
+        assert_eq!(fit("/model/decoder/Conv_output_0", 10), "…output_0");
+        assert_eq!(fit("/model/decoder/Conv_output_0", 10).chars().count(), 10);
+    }
+
+    #[test]
+    fn numbers_are_compact() {
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(1.5), "1.5");
+        assert_eq!(num(1.23456e-7), "1.23e-7");
+        assert_eq!(num(f64::INFINITY), "inf");
+        assert_eq!(num(f64::NAN), "-");
+        assert_eq!(num(123_456.0), "1.23e5");
+    }
+}
