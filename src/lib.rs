@@ -9,6 +9,7 @@ pub mod error;
 pub mod inputs;
 pub mod io;
 pub mod model;
+pub mod precision;
 pub mod run;
 pub mod runner;
 pub mod samples;
