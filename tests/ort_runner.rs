@@ -11,11 +11,12 @@ use prost::Message;
 use trtlens::model::Model;
 use trtlens::model::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto, attribute_type, data_type, tensor_shape_proto, type_proto,
+    ValueInfoProto, attribute_type, data_type,
 };
 use trtlens::model::tensor_proto::from_tensor;
 use trtlens::runner::ort::OrtRunner;
 use trtlens::runner::{Runner, RunnerOptions, Tensors, find};
+use trtlens::samples::builder::value_info;
 use trtlens::tensor::{DType, Tensor};
 use trtlens::{Error, Result};
 
@@ -47,27 +48,6 @@ fn int_attr(name: &str, v: i64) -> AttributeProto {
         r#type: Some(attribute_type::INT),
         i: Some(v),
         ..AttributeProto::default()
-    }
-}
-
-fn value_info(name: &str, elem: i32, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| tensor_shape_proto::Dimension {
-            value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
-            denotation: None,
-        })
-        .collect();
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(elem),
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            denotation: None,
-        }),
-        ..ValueInfoProto::default()
     }
 }
 

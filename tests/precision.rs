@@ -19,12 +19,12 @@ use prost::Message;
 use trtlens::inputs::{self, InputOptions};
 use trtlens::model::Model;
 use trtlens::model::proto::{
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
-    attribute_type, data_type, tensor_shape_proto, type_proto,
+    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, attribute_type, data_type,
 };
 use trtlens::precision::{self, KeepReason, Plan, Precision, Reason, Selector};
 use trtlens::runner::{self, RunOutput, RunnerKind, RunnerOptions, Tensors};
 use trtlens::samples;
+use trtlens::samples::builder::value_info;
 use trtlens::tensor::{DType, Tensor};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -678,27 +678,6 @@ fn graph_attr(name: &str, g: GraphProto) -> trtlens::model::proto::AttributeProt
     }
 }
 
-fn tensor_vi(name: &str, elem: i32, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| tensor_shape_proto::Dimension {
-            value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
-            denotation: None,
-        })
-        .collect();
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(elem),
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            denotation: None,
-        }),
-        ..Default::default()
-    }
-}
-
 #[test]
 fn control_flow_bodies_read_fp16_tensors_as_fp32() -> TestResult {
     let body = |op: &str, out: &str| GraphProto {
@@ -710,7 +689,7 @@ fn control_flow_bodies_read_fp16_tensors_as_fp32() -> TestResult {
             output: vec![out.into()],
             ..Default::default()
         }],
-        output: vec![tensor_vi(out, data_type::FLOAT, &[4])],
+        output: vec![value_info(out, data_type::FLOAT, &[4])],
         ..Default::default()
     };
     let nodes = vec![
@@ -746,8 +725,8 @@ fn control_flow_bodies_read_fp16_tensors_as_fp32() -> TestResult {
         graph: Some(GraphProto {
             name: Some("cf".into()),
             node: nodes,
-            input: vec![tensor_vi("x", data_type::FLOAT, &[4]), tensor_vi("c", data_type::BOOL, &[])],
-            output: vec![tensor_vi("y", data_type::FLOAT, &[4]), tensor_vi("s", data_type::FLOAT, &[4])],
+            input: vec![value_info("x", data_type::FLOAT, &[4]), value_info("c", data_type::BOOL, &[])],
+            output: vec![value_info("y", data_type::FLOAT, &[4]), value_info("s", data_type::FLOAT, &[4])],
             ..Default::default()
         }),
         ..Default::default()
