@@ -35,6 +35,108 @@ pub enum Command {
     Run(RunArgs),
     /// Compare every tensor of a candidate against a reference (exit 0 pass, 1 fail, 2 error).
     Compare(CompareArgs),
+    /// Write the mixed-precision model for a precision plan (Cast nodes + FP16 initializers).
+    Convert(ConvertArgs),
+}
+
+/// A precision plan from a file and/or flags (for `cpu-fp16` and `convert`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct PlanArgs {
+    /// Precision plan (TOML; see docs/precision.md).
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Default precision of every node (overrides the plan file's default).
+    #[arg(long, value_name = "fp32|fp16")]
+    pub precision: Option<String>,
+    /// Keep this node FP32 (exact node name; repeatable).
+    #[arg(long = "keep-fp32", value_name = "NODE")]
+    pub keep_fp32: Vec<String>,
+    /// Keep every node of this op type FP32 (repeatable).
+    #[arg(long = "keep-fp32-op", value_name = "OP")]
+    pub keep_fp32_op: Vec<String>,
+    /// Keep nodes whose name matches this regex FP32 (repeatable).
+    #[arg(long = "keep-fp32-regex", value_name = "REGEX")]
+    pub keep_fp32_regex: Vec<String>,
+}
+
+impl PlanArgs {
+    /// True when any plan flag was given.
+    #[must_use]
+    pub fn given(&self) -> bool {
+        self.plan.is_some()
+            || self.precision.is_some()
+            || !self.keep_fp32.is_empty()
+            || !self.keep_fp32_op.is_empty()
+            || !self.keep_fp32_regex.is_empty()
+    }
+
+    /// The plan and a label naming it (`None` when no flag was given).
+    pub fn build(&self) -> Result<Option<(crate::precision::Plan, String)>> {
+        use crate::precision::{Plan, Precision};
+        if !self.given() {
+            return Ok(None);
+        }
+        let precision: Option<Precision> = self
+            .precision
+            .as_deref()
+            .map(|p| p.parse().map_err(|e: Error| Error::usage(format!("--precision: {e}"))))
+            .transpose()?;
+        let from_flags = Plan::from_cli(
+            precision.unwrap_or(Precision::Fp16),
+            &self.keep_fp32,
+            &self.keep_fp32_op,
+            &self.keep_fp32_regex,
+        )?;
+        let mut label = Vec::new();
+        let plan = match &self.plan {
+            Some(path) => {
+                let mut p = Plan::load(path)?;
+                if let Some(d) = precision {
+                    p.default = d;
+                }
+                p.overrides.extend(from_flags.overrides);
+                label.push(path.display().to_string());
+                p
+            }
+            None => {
+                label.push(from_flags.default.to_string());
+                from_flags
+            }
+        };
+        let keeps: Vec<String> = self
+            .keep_fp32
+            .iter()
+            .cloned()
+            .chain(self.keep_fp32_op.iter().map(|o| format!("op {o}")))
+            .chain(self.keep_fp32_regex.iter().map(|r| format!("/{r}/")))
+            .collect();
+        if !keeps.is_empty() {
+            label.push(format!("keep fp32: {}", keeps.join(", ")));
+        }
+        if self.plan.is_some() && precision.is_some() {
+            label.push(format!("default {}", plan.default));
+        }
+        Ok(Some((plan, label.join("; "))))
+    }
+}
+
+/// `trtlens convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// The plan.
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Where to write the mixed-precision model.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Also write the plan used as TOML (to reproduce the model with --plan).
+    #[arg(long = "write-plan", value_name = "FILE")]
+    pub write_plan: Option<PathBuf>,
+    /// Print the conversion report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `trtlens info`.
@@ -110,6 +212,9 @@ pub struct RunArgs {
     /// Path to libonnxruntime.so (otherwise `ORT_DYLIB_PATH`, the onnxruntime Python package, system paths).
     #[arg(long = "ort-lib", value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
+    /// Precision plan (for --runner cpu-fp16).
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
 /// `trtlens compare`.
@@ -159,6 +264,9 @@ pub struct CompareArgs {
     /// Path to libonnxruntime.so.
     #[arg(long = "ort-lib", value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
+    /// Precision plan of the candidate (for --candidate cpu-fp16).
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
 /// Entry point used by `main`.
@@ -179,6 +287,7 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Info(a) => info(a),
         Command::Run(a) => run_cmd(a, cli.quiet),
         Command::Compare(a) => compare_cmd(a, cli.quiet),
+        Command::Convert(a) => convert_cmd(a, cli.quiet),
     }
 }
 
@@ -197,11 +306,19 @@ fn info(a: &InfoArgs) -> Result<ExitCode> {
 
 fn run_cmd(a: &RunArgs, quiet: bool) -> Result<ExitCode> {
     run::check_destination(&a.save)?;
+    let plan = a.plan.build()?;
+    if plan.is_some() && !a.runner.takes_plan() {
+        return Err(Error::usage(format!(
+            "a precision plan applies to --runner cpu-fp16; {} always runs the model as written",
+            a.runner.name()
+        )));
+    }
+    let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
     let req = RunRequest {
         model: a.model.clone(),
         runner: a.runner,
         inputs: a.inputs.options()?,
-        runner_options: RunnerOptions { ort_lib: a.ort_lib.clone() },
+        runner_options: RunnerOptions { ort_lib: a.ort_lib.clone(), plan, plan_label },
         save: a.save.clone(),
     };
     let mut err = std::io::stderr();
@@ -255,12 +372,20 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
     {
         return Err(Error::usage(format!("--report {}: is a directory; give a file name", p.display())));
     }
+    let candidate = SideSpec::parse(&a.candidate)?;
+    let plan = a.plan.build()?;
+    if plan.is_some() && !matches!(candidate, SideSpec::Runner(k) if k.takes_plan()) {
+        return Err(Error::usage(
+            "a precision plan applies to a --candidate that takes one (cpu-fp16); saved results already carry theirs",
+        ));
+    }
+    let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
     let req = CompareRequest {
         model: a.model.clone(),
         reference: SideSpec::parse(&a.reference)?,
-        candidate: SideSpec::parse(&a.candidate)?,
+        candidate,
         inputs: a.inputs.options()?,
-        runner_options: RunnerOptions { ort_lib: a.ort_lib.clone() },
+        runner_options: RunnerOptions { ort_lib: a.ort_lib.clone(), plan, plan_label },
         tolerance,
         overrides: compare::merge_overrides(atol_per, rtol_per),
         top_k: a.top_k,
@@ -295,4 +420,31 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
         let _ = write!(out, "{}", table::render(&report, opts));
     }
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn convert_cmd(a: &ConvertArgs, quiet: bool) -> Result<ExitCode> {
+    use crate::precision::{Plan, Precision};
+    let model = Model::load(&a.model)?;
+    let (plan, label) = a.plan.build()?.unwrap_or_else(|| (Plan::uniform(Precision::Fp16), "fp16".into()));
+    let (bytes, report) = crate::precision::convert_to_bytes(&model, &plan)?;
+    crate::store::write_atomic(&a.output, &bytes)?;
+    if let Some(p) = &a.write_plan {
+        crate::store::write_atomic(p, plan.to_toml().as_bytes())?;
+    }
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let s = serde_json::to_string_pretty(&report).map_err(|e| Error::usage(e.to_string()))?;
+        let _ = writeln!(out, "{s}");
+    } else if !quiet {
+        let _ = write!(out, "{report}");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "wrote {} (plan: {label}; {} nodes FP16, {} FP32){}",
+        a.output.display(),
+        report.nodes_fp16.len(),
+        report.nodes_fp32.len(),
+        a.write_plan.as_ref().map_or_else(String::new, |p| format!("; plan written to {}", p.display()))
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -135,7 +135,15 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
     let manifest = Manifest {
         schema: store::MANIFEST_SCHEMA.into(),
         tool: ToolInfo::current(),
-        runner: RunnerInfo { name: r.name().into(), version: r.version() },
+        runner: RunnerInfo {
+            name: r.name().into(),
+            version: r.version(),
+            plan: if req.runner.takes_plan() {
+                Some(req.runner_options.plan_label.clone().unwrap_or_else(|| "fp16 (default plan)".into()))
+            } else {
+                None
+            },
+        },
         model: model_info(&model),
         inputs: input_set.source.clone(),
         input_names: model.graph.inputs.clone(),

@@ -180,11 +180,17 @@ pub fn compare(req: &CompareRequest, progress: &mut dyn FnMut(&str, Progress)) -
                 (t.path().join(which), Some(t))
             }
         };
+        // The plan belongs to the candidate; a reference always runs without one.
+        let mut runner_options = req.runner_options.clone();
+        if which == "reference" {
+            runner_options.plan = None;
+            runner_options.plan_label = None;
+        }
         let run_req = RunRequest {
             model: model_path.clone(),
             runner: *kind,
             inputs: inputs_opts.clone(),
-            runner_options: req.runner_options.clone(),
+            runner_options,
             save: dir.clone(),
         };
         let summary = run::run(&run_req, &mut |p| progress(which, p))?;
@@ -202,7 +208,7 @@ pub fn compare(req: &CompareRequest, progress: &mut dyn FnMut(&str, Progress)) -
                 runner,
                 version,
                 path: if tmp.is_some() { None } else { Some(summary.dir.display().to_string()) },
-                precision_plan: None,
+                precision_plan: side.plan(),
             },
             side,
             _tmp: tmp,
@@ -240,7 +246,7 @@ fn open_saved(spec: &SideSpec, which: &str) -> Result<Option<Ready>> {
             runner: name,
             version,
             path: Some(path.display().to_string()),
-            precision_plan: None,
+            precision_plan: side.plan(),
         },
         side,
         _tmp: None,

@@ -118,6 +118,15 @@ impl Side {
         Ok(Side::Polygraphy { path: path.to_path_buf(), runner: name, iterations })
     }
 
+    /// The precision plan recorded by the run, if any.
+    #[must_use]
+    pub fn plan(&self) -> Option<String> {
+        match self {
+            Side::Run(r) => r.manifest.runner.plan.clone(),
+            Side::Polygraphy { .. } => None,
+        }
+    }
+
     /// Runner name and version.
     #[must_use]
     pub fn runner(&self) -> (String, String) {

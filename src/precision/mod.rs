@@ -13,6 +13,7 @@
 
 mod convert;
 mod decide;
+pub mod emulate;
 mod names;
 mod ops;
 pub mod plan;

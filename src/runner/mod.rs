@@ -1,6 +1,8 @@
 //! Runners: the backends that execute a model and capture tensors. All sit behind one [`Runner`]
 //! trait; results are returned keyed by ONNX tensor name (never stored in the graph).
 
+#[cfg(feature = "tract")]
+pub mod cpu_fp16;
 #[cfg(feature = "onnxruntime")]
 pub mod ort;
 #[cfg(feature = "tract")]
@@ -32,6 +34,10 @@ pub enum RunnerKind {
     /// ONNX Runtime CPU, loaded at run time from libonnxruntime.so.
     #[value(name = "onnxruntime", alias = "ort", alias = "onnxrt")]
     Onnxruntime,
+    /// The precision plan's mixed FP16/FP32 graph on CPU with IEEE half storage (tract inside).
+    #[value(name = "cpu-fp16")]
+    #[serde(rename = "cpu-fp16")]
+    CpuFp16,
 }
 
 impl RunnerKind {
@@ -41,7 +47,14 @@ impl RunnerKind {
         match self {
             RunnerKind::Tract => "tract",
             RunnerKind::Onnxruntime => "onnxruntime",
+            RunnerKind::CpuFp16 => "cpu-fp16",
         }
+    }
+
+    /// True when the runner applies a precision plan.
+    #[must_use]
+    pub fn takes_plan(self) -> bool {
+        matches!(self, RunnerKind::CpuFp16)
     }
 }
 
@@ -70,6 +83,10 @@ pub struct RunOutput {
 pub struct RunnerOptions {
     /// Explicit path to `libonnxruntime.so` (overrides discovery).
     pub ort_lib: Option<PathBuf>,
+    /// Precision plan for runners that take one (`cpu-fp16`); `None` means all FP16 there.
+    pub plan: Option<crate::precision::Plan>,
+    /// How the plan is named in manifests and reports (its file, or the flags that built it).
+    pub plan_label: Option<String>,
 }
 
 /// A backend that executes a model.
@@ -91,6 +108,8 @@ pub fn create(kind: RunnerKind, model: &Model, capture: &[String], opts: &Runner
         RunnerKind::Tract => Ok(Box::new(tract::TractRunner::new(model, capture)?)),
         #[cfg(feature = "onnxruntime")]
         RunnerKind::Onnxruntime => Ok(Box::new(ort::OrtRunner::new(model, capture, opts)?)),
+        #[cfg(feature = "tract")]
+        RunnerKind::CpuFp16 => Ok(Box::new(cpu_fp16::CpuFp16Runner::new(model, capture, opts)?)),
         #[allow(unreachable_patterns)]
         other => {
             Err(Error::runner(other.name(), "this build of trtlens was compiled without it (enable the cargo feature)"))

@@ -35,6 +35,9 @@ pub struct RunnerInfo {
     pub name: String,
     /// Backend version.
     pub version: String,
+    /// The precision plan the runner applied, if any.
+    #[serde(default)]
+    pub plan: Option<String>,
 }
 
 /// The model a run belongs to.
@@ -429,7 +432,7 @@ mod tests {
         Manifest {
             schema: MANIFEST_SCHEMA.into(),
             tool: ToolInfo::current(),
-            runner: RunnerInfo { name: "test".into(), version: "0".into() },
+            runner: RunnerInfo { name: "test".into(), version: "0".into(), plan: None },
             model: ModelInfo { path: "m.onnx".into(), sha256: "00".into(), opset: Some(17), node_count: 1 },
             inputs: InputSource {
                 kind: "random".into(),

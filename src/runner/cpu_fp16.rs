@@ -1,0 +1,97 @@
+//! The `cpu-fp16` candidate: the plan's mixed-precision graph on CPU with IEEE half storage.
+//!
+//! The model is rewritten with the precision plan (the same Cast rewrite a strongly typed `TensorRT`
+//! build gets), turned into its FP32-compute/FP16-storage emulation
+//! ([`crate::precision::emulate`]), and executed by tract. Every tensor the plan makes FP16 comes
+//! back as `float16` under its original name, so it compares by name against an FP32 reference.
+//! Without a plan, every node that can run in FP16 does.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+use super::tract::TractRunner;
+use super::{RunOutput, Runner, RunnerOptions, Tensors};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::model::tensor_proto;
+use crate::precision::{self, Plan, Precision};
+
+/// The `cpu-fp16` runner.
+pub struct CpuFp16Runner {
+    inner: TractRunner,
+    /// (name in the emulated model, original name), in capture order.
+    homes: Vec<(String, String)>,
+    /// Keeps the emulated model file alive.
+    _dir: tempfile::TempDir,
+    /// Where the emulated model was written (for messages).
+    pub emulated_path: PathBuf,
+    /// What the rewrite did.
+    pub report: precision::ConvertReport,
+}
+
+fn err(msg: impl Into<String>) -> Error {
+    Error::runner("cpu-fp16", msg)
+}
+
+impl CpuFp16Runner {
+    /// Rewrite `model` with the plan in `opts` (all FP16 when none) and prepare tract on the result.
+    pub fn new(model: &Model, capture: &[String], opts: &RunnerOptions) -> Result<CpuFp16Runner> {
+        let plan = opts.plan.clone().unwrap_or_else(|| Plan::uniform(Precision::Fp16));
+        let mut converted = precision::convert(model, &plan)?;
+        // External weights are inlined: the emulated model lives in a temporary folder.
+        let base = model.base_dir();
+        if let Some(g) = converted.proto.graph.as_mut() {
+            for t in &mut g.initializer {
+                if tensor_proto::external_ref(t)?.is_some() {
+                    let value = tensor_proto::to_tensor(t, Some(&base))?;
+                    *t = tensor_proto::from_tensor(t.tensor_name(), &value);
+                }
+            }
+        }
+        let emulated = precision::emulate::emulate(&converted);
+        let dir = tempfile::Builder::new()
+            .prefix("trtlens-cpu-fp16-")
+            .tempdir()
+            .map_err(|e| err(format!("cannot create a temporary folder: {e}")))?;
+        let path = dir.path().join("emulated.onnx");
+        std::fs::write(&path, emulated.encode_to_vec())
+            .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
+        let emulated_model = Model::load(&path)?;
+        let homes: Vec<(String, String)> = capture
+            .iter()
+            .map(|c| (converted.report.tensors.get(c).map_or_else(|| c.clone(), |h| h.name.clone()), c.clone()))
+            .collect();
+        let inner_capture: Vec<String> = homes.iter().map(|(h, _)| h.clone()).collect();
+        let inner = TractRunner::new(&emulated_model, &inner_capture)?;
+        Ok(CpuFp16Runner { inner, homes, _dir: dir, emulated_path: path, report: converted.report })
+    }
+}
+
+impl Runner for CpuFp16Runner {
+    fn name(&self) -> &'static str {
+        "cpu-fp16"
+    }
+
+    fn version(&self) -> String {
+        format!("tract {} (FP32 compute, FP16 storage)", super::tract::VERSION)
+    }
+
+    fn run(&mut self, inputs: &Tensors) -> Result<RunOutput> {
+        let mut out = self.inner.run(inputs).map_err(|e| match e {
+            Error::Runner { msg, .. } => err(msg),
+            other => other,
+        })?;
+        for (name, _) in &mut out.tensors {
+            if let Some((_, original)) = self.homes.iter().find(|(h, _)| h == name) {
+                name.clone_from(original);
+            }
+        }
+        for nc in &mut out.not_captured {
+            if let Some((_, original)) = self.homes.iter().find(|(h, _)| *h == nc.name) {
+                nc.name.clone_from(original);
+            }
+        }
+        Ok(out)
+    }
+}
