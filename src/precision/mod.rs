@@ -17,6 +17,7 @@ pub mod emulate;
 mod names;
 mod ops;
 pub mod plan;
+pub mod predict;
 pub mod report;
 
 use prost::Message;

@@ -1,0 +1,54 @@
+//! Overrides predicted from a reference run: keep FP32 every node that reads or writes a tensor
+//! whose reference values FP16 cannot hold (the `OVF` and `UNF` flags of a report).
+//!
+//! Under strong typing a single FP32 node cannot contain an overflow: the next FP16 node casts the
+//! oversized value back to FP16 and gets inf. What fixes it is an FP32 island around every tensor
+//! that does not fit, i.e. its producer and all its consumers (`ModelOpt` `AutoCast` keeps nodes by the
+//! same rule with its `data_max`).
+
+use std::collections::BTreeSet;
+
+use super::plan::{Override, Precision, Reason, Selector};
+use crate::compare::report::Report;
+use crate::model::graph::Graph;
+
+/// Which reference ranges count as "does not fit in FP16".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Predict {
+    /// Values above 65504 only.
+    Overflow,
+    /// Overflow, and non-zero values below the smallest FP16 subnormal (flush to zero).
+    OverflowAndUnderflow,
+}
+
+/// Node names (display names) to keep FP32 so that no tensor flagged in `report` is stored in FP16.
+#[must_use]
+pub fn nodes_to_keep(graph: &Graph, report: &Report, what: Predict) -> Vec<String> {
+    let mut keep = BTreeSet::new();
+    for t in &report.tensors {
+        let over = t.flags.iter().any(|f| f == "OVF");
+        let under = what == Predict::OverflowAndUnderflow && t.flags.iter().any(|f| f == "UNF");
+        if !(over || under) {
+            continue;
+        }
+        let Some(info) = graph.tensor(&t.name) else { continue };
+        for i in info.producer.iter().chain(&info.consumers) {
+            keep.insert(graph.nodes[*i].display_name());
+        }
+    }
+    keep.into_iter().collect()
+}
+
+/// The same as plan overrides with reason [`Reason::Prediction`].
+#[must_use]
+pub fn overrides(graph: &Graph, report: &Report, what: Predict) -> Vec<Override> {
+    nodes_to_keep(graph, report, what)
+        .into_iter()
+        .map(|n| Override {
+            selector: Selector::Node(n),
+            precision: Precision::Fp32,
+            reason: Reason::Prediction,
+            note: Some("reference values outside the FP16 range".into()),
+        })
+        .collect()
+}

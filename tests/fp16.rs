@@ -1,0 +1,163 @@
+//! The `cpu-fp16` candidate and the `convert` command end to end: FP16 storage shows the planted
+//! overflows where they happen, FP16 tensors keep their dtype in the store and the report, the report
+//! names the plan, the predicted FP32 island fixes the outputs, and plans round-trip byte for byte.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use serde_json::Value;
+use trtlens::compare::report::Report;
+use trtlens::model::Model;
+use trtlens::precision::predict::{Predict, nodes_to_keep};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// FP16-appropriate tolerances: FP16 has ~3.3 decimal digits.
+const FP16_TOL: [&str; 4] = ["--atol", "1e-2", "--rtol", "1e-2"];
+
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples").join(format!("{name}.onnx"))
+}
+
+fn trtlens() -> Command {
+    Command::cargo_bin("trtlens").expect("binary")
+}
+
+fn compare(model: &PathBuf, extra: &[&str], code: i32) -> Result<Report, Box<dyn std::error::Error>> {
+    let out = trtlens()
+        .arg("compare")
+        .arg(model)
+        .args(["--reference", "tract", "--candidate", "cpu-fp16", "--json", "-q"])
+        .args(FP16_TOL)
+        .args(extra)
+        .output()?;
+    assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+#[test]
+fn all_fp16_overflows_exactly_at_the_planted_layer() -> TestResult {
+    for s in trtlens::samples::all() {
+        let path = sample(s.name);
+        let model = Model::load(&path)?;
+        let overflow_sample = s.name.contains("overflow") || s.name == "softmax_naive";
+        // Healthy samples pass in FP16 (the attention mask saturates to -inf by design and the
+        // softmax turns it into exact zeros); the eps=1e-12 LayerNorm underflows.
+        let healthy = matches!(s.name, "cnn_bn_relu" | "attention_mask");
+        let report = compare(&path, &[], if healthy { 0 } else { 1 })?;
+        assert_eq!(report.candidate.runner, "cpu-fp16");
+        assert!(report.candidate.precision_plan.is_some(), "the report names the plan");
+        if !overflow_sample {
+            continue;
+        }
+        let culprit = s.culprit.ok_or("overflow samples name their culprit")?;
+        let first = report.first_nonfinite.as_deref().ok_or("an overflow sample overflows")?;
+        let producer = model.graph.producer(first).map(trtlens::model::graph::Node::display_name);
+        assert_eq!(producer.as_deref(), Some(culprit), "{}: first non-finite tensor {first}", s.name);
+        assert_eq!(report.first_divergence.as_deref(), Some(first), "{}", s.name);
+        let t = report.tensor(first).ok_or("entry")?;
+        assert_eq!(t.dtype_candidate, "float16");
+        assert!(t.flags.iter().any(|f| f == "OVF"), "the reference predicted it");
+        assert_eq!(report.verdict, "fail");
+    }
+    Ok(())
+}
+
+#[test]
+fn keeping_the_predicted_island_fp32_makes_the_outputs_pass() -> TestResult {
+    for name in ["mlp_overflow", "softmax_naive", "layernorm_overflow"] {
+        let path = sample(name);
+        let model = Model::load(&path)?;
+        let all16 = compare(&path, &[], 1)?;
+        let keep = nodes_to_keep(&model.graph, &all16, Predict::Overflow);
+        assert!(!keep.is_empty());
+        let mut args: Vec<String> = Vec::new();
+        for n in &keep {
+            args.extend(["--keep-fp32".to_string(), n.clone()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let fixed = compare(&path, &args, 0)?;
+        assert_eq!(fixed.verdict, "pass", "{name}: keeping {keep:?} FP32");
+        assert!(fixed.first_nonfinite.is_none(), "{name}");
+        assert!(fixed.candidate.precision_plan.as_deref().is_some_and(|p| p.contains("keep fp32")));
+        // The kept nodes really ran in FP32: their outputs are float32 in the store.
+        for t in &fixed.tensors {
+            let producer = model.graph.producer(&t.name).map(trtlens::model::graph::Node::display_name);
+            if producer.as_ref().is_some_and(|p| keep.contains(p)) && !t.is_output {
+                assert_eq!(t.dtype_candidate, "float32", "{name}: {}", t.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn run_keeps_fp16_dtypes_and_names_the_plan() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let save = tmp.path().join("r");
+    trtlens()
+        .arg("run")
+        .arg(sample("cnn_bn_relu"))
+        .args(["--runner", "cpu-fp16", "--precision", "fp16", "--keep-fp32-op", "Gemm", "-q", "--save"])
+        .arg(&save)
+        .assert()
+        .success();
+    let run = trtlens::store::RunDir::open(&save)?;
+    assert_eq!(run.manifest.runner.name, "cpu-fp16");
+    assert_eq!(run.manifest.runner.plan.as_deref(), Some("fp16; keep fp32: op Gemm"));
+    for e in &run.manifest.tensors {
+        let want = if e.op_type.as_deref() == Some("Gemm") { "float32" } else { "float16" };
+        assert_eq!(e.dtype.name(), want, "{}", e.name);
+    }
+    // A plan on a runner that cannot apply one is a usage error.
+    let out = trtlens()
+        .arg("run")
+        .arg(sample("cnn_bn_relu"))
+        .args(["--runner", "tract", "--precision", "fp16", "--save"])
+        .arg(tmp.path().join("x"))
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)?.contains("cpu-fp16"));
+    Ok(())
+}
+
+#[test]
+fn convert_round_trips_through_a_written_plan() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let (a, b, plan) = (tmp.path().join("a.onnx"), tmp.path().join("b.onnx"), tmp.path().join("plan.toml"));
+    trtlens()
+        .arg("convert")
+        .arg(sample("layernorm_overflow"))
+        .args(["--precision", "fp16", "--keep-fp32", "ln/square/Pow", "--keep-fp32-op", "ReduceMean", "-q", "-o"])
+        .arg(&a)
+        .arg("--write-plan")
+        .arg(&plan)
+        .assert()
+        .success();
+    trtlens()
+        .arg("convert")
+        .arg(sample("layernorm_overflow"))
+        .arg("--plan")
+        .arg(&plan)
+        .args(["-q", "-o"])
+        .arg(&b)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(&a)?, std::fs::read(&b)?, "the same plan gives the same bytes");
+    let text = std::fs::read_to_string(&plan)?;
+    assert!(text.contains("ln/square/Pow") && text.contains("ReduceMean"), "{text}");
+    // The converted model is a valid model for the tool itself.
+    let m = Model::load(&a)?;
+    assert!(m.graph.nodes.iter().any(|n| n.op_type == "Cast"));
+    let json: Value = serde_json::from_slice(
+        &trtlens()
+            .arg("convert")
+            .arg(sample("layernorm_overflow"))
+            .args(["--json", "-o"])
+            .arg(tmp.path().join("c.onnx"))
+            .output()?
+            .stdout,
+    )?;
+    assert!(json["nodes_fp16"].as_array().is_some_and(|v| !v.is_empty()));
+    Ok(())
+}
