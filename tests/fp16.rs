@@ -44,7 +44,7 @@ fn all_fp16_overflows_exactly_at_the_planted_layer() -> TestResult {
         // Healthy samples pass in FP16 (the attention mask saturates to -inf by design and the
         // softmax turns it into exact zeros); the eps=1e-12 LayerNorm underflows.
         let healthy = matches!(s.name, "cnn_bn_relu" | "attention_mask");
-        let report = compare(&path, &[], if healthy { 0 } else { 1 })?;
+        let report = compare(&path, &[], i32::from(!healthy))?;
         assert_eq!(report.candidate.runner, "cpu-fp16");
         assert!(report.candidate.precision_plan.is_some(), "the report names the plan");
         if !overflow_sample {

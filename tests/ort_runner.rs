@@ -378,7 +378,7 @@ fn bad_library_paths_are_clean_errors() -> Result<()> {
         ),
     )?;
     let missing = PathBuf::from("/nonexistent/dir/libonnxruntime.so.1.31.1");
-    let opts = RunnerOptions { ort_lib: Some(missing.clone()) };
+    let opts = RunnerOptions { ort_lib: Some(missing.clone()), ..RunnerOptions::default() };
     let Err(e) = OrtRunner::new(&model, &names(&["y"]), &opts) else { panic!("a missing library was accepted") };
     let msg = runner_error(&e);
     assert!(msg.contains(&missing.display().to_string()), "{msg}");
@@ -387,13 +387,13 @@ fn bad_library_paths_are_clean_errors() -> Result<()> {
     // in this process, refused as a replacement. Either way an error that names it.
     let bogus = dir.path().join("libonnxruntime.so.9.9.9");
     t(std::fs::write(&bogus, b"not an ELF file"));
-    let opts = RunnerOptions { ort_lib: Some(bogus.clone()) };
+    let opts = RunnerOptions { ort_lib: Some(bogus.clone()), ..RunnerOptions::default() };
     let Err(e) = OrtRunner::new(&model, &names(&["y"]), &opts) else { panic!("a bogus library was accepted") };
     let msg = runner_error(&e);
     assert!(msg.contains(&bogus.display().to_string()), "{msg}");
 
     // A directory without the library.
-    let opts = RunnerOptions { ort_lib: Some(dir.path().join("weights-only")) };
+    let opts = RunnerOptions { ort_lib: Some(dir.path().join("weights-only")), ..RunnerOptions::default() };
     t(std::fs::create_dir_all(dir.path().join("weights-only")));
     let Err(e) = OrtRunner::new(&model, &names(&["y"]), &opts) else { panic!("an empty directory was accepted") };
     assert!(runner_error(&e).contains("weights-only"));
