@@ -71,7 +71,14 @@ fn row(t: &TensorReport) -> String {
     let shape = crate::tensor::shape_string(&t.shape);
     let (max_abs, mism, cosine) = match &t.metrics {
         Some(m) => (
-            num(m.max_abs),
+            // Error statistics cover finite pairs; say so when the candidate went non-finite.
+            if m.nan_candidate > m.nan_reference {
+                "nan".into()
+            } else if m.inf_candidate > m.inf_reference {
+                "inf".into()
+            } else {
+                num(m.max_abs)
+            },
             format!("{:.2}", m.mismatch_ratio * 100.0),
             if t.exact {
                 "exact".into()
