@@ -94,6 +94,7 @@ fn time_compare(a: &Path, b: &Path) -> Res<f64> {
         overrides: vec![],
         top_k: 5,
         save_runs: None,
+        keep_fp32_predicted: None,
     };
     let t = Instant::now();
     let report = compare(&req, &mut |_, _| {})?;

@@ -258,6 +258,10 @@ pub struct CompareArgs {
     /// Keep the runs of runner sides in DIR/reference and DIR/candidate.
     #[arg(long = "save-runs", value_name = "DIR")]
     pub save_runs: Option<PathBuf>,
+    /// Keep FP32 (reason: prediction) every node reading or writing a tensor whose reference values
+    /// exceed FP16 (`overflow`), or also flush to zero in FP16 (`all`).
+    #[arg(long = "keep-fp32-predicted", value_name = "overflow|all", num_args = 0..=1, default_missing_value = "overflow", value_parser = ["overflow", "all"])]
+    pub keep_fp32_predicted: Option<String>,
     /// Inputs for runner sides.
     #[command(flatten)]
     pub inputs: InputArgs,
@@ -374,7 +378,8 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
     }
     let candidate = SideSpec::parse(&a.candidate)?;
     let plan = a.plan.build()?;
-    if plan.is_some() && !matches!(candidate, SideSpec::Runner(k) if k.takes_plan()) {
+    let plan_taker = matches!(candidate, SideSpec::Runner(k) if k.takes_plan());
+    if (plan.is_some() || a.keep_fp32_predicted.is_some()) && !plan_taker {
         return Err(Error::usage(
             "a precision plan applies to a --candidate that takes one (cpu-fp16); saved results already carry theirs",
         ));
@@ -390,6 +395,13 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
         overrides: compare::merge_overrides(atol_per, rtol_per),
         top_k: a.top_k,
         save_runs: a.save_runs.clone(),
+        keep_fp32_predicted: a.keep_fp32_predicted.as_deref().map(|w| {
+            if w == "all" {
+                crate::precision::predict::Predict::OverflowAndUnderflow
+            } else {
+                crate::precision::predict::Predict::Overflow
+            }
+        }),
     };
     let mut err = std::io::stderr();
     let mut progress = |side: &str, p: Progress| {

@@ -161,3 +161,22 @@ fn convert_round_trips_through_a_written_plan() -> TestResult {
     assert!(json["nodes_fp16"].as_array().is_some_and(|v| !v.is_empty()));
     Ok(())
 }
+
+#[test]
+fn keep_fp32_predicted_fixes_every_planted_failure_in_one_command() -> TestResult {
+    for (name, what) in [
+        ("mlp_overflow", "overflow"),
+        ("softmax_naive", "overflow"),
+        ("layernorm_overflow", "overflow"),
+        ("layernorm_eps_underflow", "all"),
+    ] {
+        let report = compare(&sample(name), &["--keep-fp32-predicted", what], 0)?;
+        assert_eq!(report.verdict, "pass", "{name}");
+        let plan = report.candidate.precision_plan.unwrap_or_default();
+        assert!(plan.contains("keep fp32 predicted"), "{name}: {plan}");
+    }
+    // Underflow is not an overflow: predicting overflow alone leaves the eps sample failing.
+    let report = compare(&sample("layernorm_eps_underflow"), &["--keep-fp32-predicted"], 1)?;
+    assert_eq!(report.verdict, "fail");
+    Ok(())
+}

@@ -49,6 +49,9 @@ pub struct CompareRequest {
     pub top_k: usize,
     /// Keep runner-side runs here (`DIR/reference`, `DIR/candidate`) instead of a temporary folder.
     pub save_runs: Option<PathBuf>,
+    /// Add plan overrides (reason `prediction`) keeping FP32 every node that reads or writes a tensor
+    /// whose reference values FP16 cannot hold (needs a trtlens reference run and a model).
+    pub keep_fp32_predicted: Option<crate::precision::predict::Predict>,
 }
 
 /// A global value (if given) and per-tensor values.
@@ -185,6 +188,8 @@ pub fn compare(req: &CompareRequest, progress: &mut dyn FnMut(&str, Progress)) -
         if which == "reference" {
             runner_options.plan = None;
             runner_options.plan_label = None;
+        } else if let Some(what) = req.keep_fp32_predicted {
+            predicted_islands(model.as_ref(), reference.as_ref(), what, &mut runner_options)?;
         }
         let run_req = RunRequest {
             model: model_path.clone(),
@@ -231,6 +236,28 @@ pub fn compare(req: &CompareRequest, progress: &mut dyn FnMut(&str, Progress)) -
         iterations: reference.side.iterations(),
     });
     build_report(req, model.as_ref(), &reference, &candidate, input_source)
+}
+
+/// Extend the candidate's plan with the FP32 islands the reference run predicts.
+fn predicted_islands(
+    model: Option<&Model>,
+    reference: Option<&Ready>,
+    what: crate::precision::predict::Predict,
+    opts: &mut RunnerOptions,
+) -> Result<()> {
+    use crate::precision::{Plan, Precision, predict};
+    let (Some(model), Some(Ready { side: Side::Run(run), .. })) = (model, reference) else {
+        return Err(Error::usage(
+            "--keep-fp32-predicted needs the model and a trtlens reference run (a runner or saved:DIR)",
+        ));
+    };
+    let nodes = predict::nodes_to_keep_from_run(&model.graph, run, what)?;
+    let count = nodes.len();
+    let plan = opts.plan.get_or_insert_with(|| Plan::uniform(Precision::Fp16));
+    plan.overrides.extend(predict::overrides_for(nodes));
+    let label = opts.plan_label.take().unwrap_or_else(|| plan.default.to_string());
+    opts.plan_label = Some(format!("{label}; keep fp32 predicted: {count} nodes"));
+    Ok(())
 }
 
 fn open_saved(spec: &SideSpec, which: &str) -> Result<Option<Ready>> {

@@ -39,10 +39,37 @@ pub fn nodes_to_keep(graph: &Graph, report: &Report, what: Predict) -> Vec<Strin
     keep.into_iter().collect()
 }
 
-/// The same as plan overrides with reason [`Reason::Prediction`].
+/// Node names to keep FP32 judged from a saved reference run alone (no candidate needed): every
+/// tensor of every iteration whose values FP16 cannot hold.
+pub fn nodes_to_keep_from_run(
+    graph: &Graph,
+    run: &crate::store::RunDir,
+    what: Predict,
+) -> crate::error::Result<Vec<String>> {
+    use crate::compare::metrics::{TensorRef, reference_stats};
+    let mut keep = BTreeSet::new();
+    for it in 0..run.iterations() {
+        let tensors = run.tensors(it)?;
+        for name in tensors.names() {
+            let Some(v) = tensors.view(name) else { continue };
+            if !v.dtype.is_float() {
+                continue;
+            }
+            let s = reference_stats(TensorRef::new(v.dtype, v.shape, v.data));
+            let bad = s.fp16_overflow > 0 || (what == Predict::OverflowAndUnderflow && s.fp16_underflow > 0);
+            let Some(info) = graph.tensor(name).filter(|_| bad) else { continue };
+            for i in info.producer.iter().chain(&info.consumers) {
+                keep.insert(graph.nodes[*i].display_name());
+            }
+        }
+    }
+    Ok(keep.into_iter().collect())
+}
+
+/// Plan overrides with reason [`Reason::Prediction`] for the given nodes.
 #[must_use]
-pub fn overrides(graph: &Graph, report: &Report, what: Predict) -> Vec<Override> {
-    nodes_to_keep(graph, report, what)
+pub fn overrides_for(nodes: Vec<String>) -> Vec<Override> {
+    nodes
         .into_iter()
         .map(|n| Override {
             selector: Selector::Node(n),
@@ -51,4 +78,10 @@ pub fn overrides(graph: &Graph, report: &Report, what: Predict) -> Vec<Override>
             note: Some("reference values outside the FP16 range".into()),
         })
         .collect()
+}
+
+/// The same as plan overrides with reason [`Reason::Prediction`].
+#[must_use]
+pub fn overrides(graph: &Graph, report: &Report, what: Predict) -> Vec<Override> {
+    overrides_for(nodes_to_keep(graph, report, what))
 }
