@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn names_keep_their_tail() {
         assert_eq!(fit("short", 10), "short");
-        assert_eq!(fit("/model/decoder/Conv_output_0", 10), "…output_0");
+        assert_eq!(fit("/model/decoder/Conv_output_0", 10), "…_output_0");
         assert_eq!(fit("/model/decoder/Conv_output_0", 10).chars().count(), 10);
     }
 
