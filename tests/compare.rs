@@ -2,6 +2,8 @@
 //! Schema, a perturbed copy flags exactly the perturbed tensors, metrics on Polygraphy `RunResults`
 //! agree with numpy, and bad input gives clear errors or clearly marked entries.
 
+mod common;
+use common::in_ci;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
@@ -22,10 +24,6 @@ fn sample(name: &str) -> PathBuf {
 
 fn trtlens() -> Command {
     Command::cargo_bin("trtlens").expect("binary")
-}
-
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some()
 }
 
 fn validator() -> Result<jsonschema::Validator, Box<dyn std::error::Error>> {
@@ -55,6 +53,16 @@ fn run(model: &Path, runner: &str, save: &Path, extra: &[&str]) {
         .arg("-q")
         .assert()
         .success();
+}
+
+/// Copy a run directory (to perturb the copy).
+fn copy_run(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        std::fs::copy(e.path(), to.join(e.file_name()))?;
+    }
+    Ok(())
 }
 
 fn status<'a>(report: &'a Value, tensor: &str) -> &'a str {
@@ -100,11 +108,7 @@ fn a_perturbed_copy_flags_exactly_the_perturbed_tensors() -> TestResult {
     run(&model, "tract", &a, &["--iterations", "2"]);
     // b = a with two intermediate tensors of iteration 1 nudged.
     let b = tmp.path().join("b");
-    std::fs::create_dir(&b)?;
-    for e in std::fs::read_dir(&a)? {
-        let e = e?;
-        std::fs::copy(e.path(), b.join(e.file_name()))?;
-    }
+    copy_run(&a, &b)?;
     let perturbed = ["features/block1/bn_out", "pool/avg"];
     let run_a = RunDir::open(&a)?;
     let m = run_a.tensors(1)?;
@@ -172,11 +176,7 @@ fn per_tensor_tolerances_and_rules() -> TestResult {
     let a = tmp.path().join("a");
     run(&model, "tract", &a, &[]);
     let b = tmp.path().join("b");
-    std::fs::create_dir(&b)?;
-    for e in std::fs::read_dir(&a)? {
-        let e = e?;
-        std::fs::copy(e.path(), b.join(e.file_name()))?;
-    }
+    copy_run(&a, &b)?;
     let m = RunDir::open(&a)?.tensors(0)?;
     let mut tensors = Vec::new();
     for name in m.names() {
@@ -242,11 +242,7 @@ fn bad_input_is_clear() -> TestResult {
     // Missing tensors are unmatched; a shape mismatch is skipped with a reason; the verdict fails
     // because the output cannot be judged.
     let b = tmp.path().join("b");
-    std::fs::create_dir(&b)?;
-    for e in std::fs::read_dir(&a)? {
-        let e = e?;
-        std::fs::copy(e.path(), b.join(e.file_name()))?;
-    }
+    copy_run(&a, &b)?;
     let m = RunDir::open(&a)?.tensors(0)?;
     let mut tensors = Vec::new();
     for name in m.names() {

@@ -22,6 +22,8 @@
 //!
 //! Run with `cargo test --test conformance -- --nocapture` to see the report.
 
+mod common;
+use common::{in_ci, node_test_dir};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -89,38 +91,9 @@ fn env_flag(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-fn in_ci() -> bool {
-    env_flag("CI")
-}
-
 // ---------------------------------------------------------------------------------------------
 // Locating the node tests
 // ---------------------------------------------------------------------------------------------
-
-/// The node test directory, or why it was not found.
-fn node_test_dir() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("TRTLENS_ONNX_NODE_TESTS").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        return if p.is_dir() {
-            Ok(p)
-        } else {
-            Err(format!("TRTLENS_ONNX_NODE_TESTS={} is not a directory", p.display()))
-        };
-    }
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import onnx, os; print(os.path.dirname(onnx.__file__))"])
-        .output()
-        .map_err(|e| format!("cannot run python3 to find the onnx package ({e})"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "python3 cannot import onnx: {}",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").trim()
-        ));
-    }
-    let pkg = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let dir = Path::new(&pkg).join("backend").join("test").join("data").join("node");
-    if dir.is_dir() { Ok(dir) } else { Err(format!("{} does not exist", dir.display())) }
-}
 
 /// Sorted `test_*` directories holding a `model.onnx`.
 fn list_tests(root: &Path, filter: Option<&str>) -> Result<Vec<(String, PathBuf)>, String> {

@@ -8,6 +8,8 @@
 //! Needs `pip install -r .ci/requirements.txt`. Missing tools make a test fail under CI (env `CI`)
 //! and print `skipped` otherwise.
 
+mod common;
+use common::in_ci;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -34,10 +36,6 @@ const ORT_TOL: Tol = Tol { rtol: 3e-5, atol: 1e-6 };
 /// tract against ONNX Runtime: float32 arithmetic in another summation order and other
 /// approximations of exp/tanh/sigmoid.
 const TRACT_TOL: Tol = Tol { rtol: 1e-4, atol: 1e-6 };
-
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some()
-}
 
 /// In CI a missing prerequisite fails the test; elsewhere it is reported and skipped.
 fn unavailable(what: &str) -> TestResult {

@@ -12,6 +12,8 @@
 //! the reference data; `TRTLENS_REAL_MODELS` (set by `scripts/real-models`) adds real models.
 //! Run with `cargo test --test precision -- --nocapture` to see the counts.
 
+mod common;
+use common::{in_ci, node_test_dir};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -28,10 +30,6 @@ use trtlens::samples::builder::value_info;
 use trtlens::tensor::{DType, Tensor};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0")
-}
 
 #[cfg(feature = "onnxruntime")]
 fn ort_loads() -> Result<(), String> {
@@ -244,28 +242,6 @@ fn mlp_overflow_shows_inf_exactly_at_the_planted_layer() -> TestResult {
 // ---------------------------------------------------------------------------------------------
 // ONNX backend node tests
 // ---------------------------------------------------------------------------------------------
-
-/// The node test directory (`TRTLENS_ONNX_NODE_TESTS`, else the `onnx` Python package), or why not.
-fn node_test_dir() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("TRTLENS_ONNX_NODE_TESTS").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        return if p.is_dir() {
-            Ok(p)
-        } else {
-            Err(format!("TRTLENS_ONNX_NODE_TESTS={} is not a directory", p.display()))
-        };
-    }
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import onnx, os; print(os.path.dirname(onnx.__file__))"])
-        .output()
-        .map_err(|e| format!("cannot run python3 to find the onnx package ({e})"))?;
-    if !out.status.success() {
-        return Err("python3 cannot import onnx".into());
-    }
-    let pkg = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let dir = Path::new(&pkg).join("backend").join("test").join("data").join("node");
-    if dir.is_dir() { Ok(dir) } else { Err(format!("{} does not exist", dir.display())) }
-}
 
 /// Tests listed as known FP32 failures of a runner in `tests/conformance/<runner>.txt`.
 fn fp32_failures(kind: RunnerKind) -> BTreeSet<String> {

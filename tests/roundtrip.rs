@@ -3,21 +3,11 @@
 //! packing as declared in onnx.proto). Checked on every ONNX backend node test model (written by
 //! the `onnx` Python package) and every bundled sample.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use std::path::Path;
 
 use prost::Message;
 use trtlens::model::proto::ModelProto;
-
-fn node_tests_dir() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("TRTLENS_ONNX_NODE_TESTS") {
-        return Some(PathBuf::from(p));
-    }
-    let out =
-        Command::new("python3").args(["-c", "import onnx,os;print(os.path.dirname(onnx.__file__))"]).output().ok()?;
-    let dir = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim()).join("backend/test/data/node");
-    dir.is_dir().then_some(dir)
-}
 
 fn roundtrips(path: &Path) -> Result<bool, Box<dyn std::error::Error>> {
     let bytes = std::fs::read(path)?;
@@ -27,8 +17,8 @@ fn roundtrips(path: &Path) -> Result<bool, Box<dyn std::error::Error>> {
 
 #[test]
 fn node_test_models_round_trip_byte_for_byte() -> Result<(), Box<dyn std::error::Error>> {
-    let Some(dir) = node_tests_dir() else {
-        assert!(std::env::var_os("CI").is_none(), "CI must install onnx==1.17.0 (pip install -r .ci/requirements.txt)");
+    let Ok(dir) = common::node_test_dir() else {
+        assert!(!common::in_ci(), "CI must install onnx==1.17.0 (pip install -r .ci/requirements.txt)");
         println!("skipped: onnx backend node tests not found");
         return Ok(());
     };
