@@ -3,8 +3,6 @@
 //! `docs/report-schema.json`). Non-finite numbers are written as the strings `"inf"`, `"-inf"`,
 //! `"nan"` so every standard JSON parser accepts the file.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{Metrics, Rule, json_f64};
@@ -228,15 +226,5 @@ impl Report {
     #[must_use]
     pub fn tensor(&self, name: &str) -> Option<&TensorReport> {
         self.tensors.iter().find(|t| t.name == name)
-    }
-
-    /// Per-op-type counts of failing tensors (for summaries).
-    #[must_use]
-    pub fn failing_by_op(&self) -> BTreeMap<String, usize> {
-        let mut m = BTreeMap::new();
-        for t in self.tensors.iter().filter(|t| t.status == Status::Fail) {
-            *m.entry(t.op_type.clone().unwrap_or_else(|| "?".into())).or_default() += 1;
-        }
-        m
     }
 }

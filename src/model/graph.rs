@@ -349,13 +349,6 @@ impl Graph {
         Ok(Graph { nodes, tensors, inputs, outputs, subgraph_tensors })
     }
 
-    /// Every tensor produced by a node of the main graph, in topological order (node order, then
-    /// output order). These are the tensors a run captures.
-    #[must_use]
-    pub fn activations(&self) -> Vec<&str> {
-        self.nodes.iter().flat_map(|n| n.outputs.iter().filter(|o| !o.is_empty()).map(String::as_str)).collect()
-    }
-
     /// The tensors a run captures, in topological order: every output of every node except
     /// `Constant` nodes, whose outputs are model data rather than computation (the same set
     /// Polygraphy's `--onnx-outputs mark all` captures; `TensorRT` cannot mark them either).
@@ -504,7 +497,7 @@ mod tests {
         let graph = Graph::build(&g)?;
         let names: Vec<_> = graph.nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "c"]);
-        assert_eq!(graph.activations(), ["t1", "y", "z"]);
+        assert_eq!(graph.captured(), ["t1", "y", "z"]);
         assert_eq!(graph.tensor("x").map(|t| t.consumers.clone()), Some(vec![0, 2]));
         assert!(graph.tensor("y").is_some_and(|t| t.is_output));
         Ok(())

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use half::{bf16, f16};
+use half::f16;
 
 use super::proto::{StringStringEntryProto, TensorProto, data_type};
 use crate::error::{Error, Result};
@@ -168,12 +168,6 @@ pub fn from_tensor(name: &str, t: &Tensor) -> TensorProto {
 #[must_use]
 pub fn f32_to_f16_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect()
-}
-
-/// Convert f32 values to bf16 storage.
-#[must_use]
-pub fn f32_to_bf16_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect()
 }
 
 #[cfg(test)]

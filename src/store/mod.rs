@@ -208,7 +208,6 @@ impl TensorView<'_> {
 pub struct MappedTensors {
     path: PathBuf,
     map: memmap2::Mmap,
-    base: usize,
     slots: HashMap<String, Slot>,
     order: Vec<String>,
 }
@@ -234,13 +233,7 @@ impl MappedTensors {
             slots.insert(name, Slot { dtype, shape: info.shape.clone(), start, end });
         }
         order.sort();
-        Ok(MappedTensors {
-            path: path.to_path_buf(),
-            map,
-            base,
-            slots,
-            order: order.into_iter().map(|(_, n)| n).collect(),
-        })
+        Ok(MappedTensors { path: path.to_path_buf(), map, slots, order: order.into_iter().map(|(_, n)| n).collect() })
     }
 
     /// Names in the file, in the order of their data.
@@ -260,12 +253,6 @@ impl MappedTensors {
         self.view(name)
             .map(|v| v.to_tensor().map_err(|e| Error::store(&self.path, format!("tensor '{name}': {e}"))))
             .transpose()
-    }
-
-    /// Bytes mapped (header included).
-    #[must_use]
-    pub fn mapped_bytes(&self) -> usize {
-        self.map.len().max(self.base)
     }
 }
 
