@@ -25,6 +25,16 @@ pub struct Sample {
     /// The node whose output is the first to overflow or underflow in FP16, `None` for models that
     /// are expected to run fine in FP16.
     pub culprit: Option<&'static str>,
+    /// The node whose output is the first non-finite tensor when every node runs in FP16 (the
+    /// culprit for overflows; a later node for underflows, which flush to 0 rather than to inf).
+    pub first_nonfinite: Option<&'static str>,
+    /// The nodes a plan keeps in FP32 to make every output pass at FP16 tolerances
+    /// (atol = rtol = 1e-2) while the rest of the graph stays FP16. It is the culprit alone when the
+    /// out-of-range value never leaves that node (it is a graph output, or an FP16-range result
+    /// computed from an out-of-range constant); otherwise it is an FP32 *island*: under strong typing
+    /// an FP32 node's output is cast back to FP16 for each FP16 consumer, where a value above 65504
+    /// overflows again, so the consumers must stay FP32 too.
+    pub fix: &'static [&'static str],
     /// Builds the model.
     pub build: fn() -> ModelProto,
 }
@@ -55,6 +65,15 @@ additive causal mask, Softmax, context MatMul, output projection). The mask init
 diagonal, which is -inf in FP16 (attn/mask/Add saturates there). That saturation is intended and harmless: \
 exp(-inf) = 0 just as exp(-1e9) = 0, so the softmax and the output agree with FP32 to half precision.";
 
+const REGRESSION_OVERFLOW_DOC: &str = "Regression MLP (Gemm+Relu, Gemm) trained on unnormalised targets: two of \
+the four outputs are about 1.25e5 and 9e4 for any input, above the FP16 maximum 65504, so head/fc2/Gemm overflows to \
+inf in FP16. The overflowing tensor is the graph output, so keeping that one Gemm in FP32 fixes the model.";
+
+const MASK_FILL_NAN_DOC: &str = "Self-attention with a padding mask turned into an additive bias as \
+(1 - mask) * -1e9. In FP16 the constant -1e9 is -inf and 0 * -inf is NaN, so attn/mask/Mul produces NaN for \
+every real token and the NaNs reach every output. Keeping that one Mul in FP32 gives exact 0 / -1e9 biases whose \
+FP16 casts (0 / -inf) are harmless in the softmax.";
+
 /// Every sample, in a fixed order.
 #[must_use]
 pub fn all() -> Vec<Sample> {
@@ -64,6 +83,8 @@ pub fn all() -> Vec<Sample> {
             file: "mlp_overflow.onnx",
             description: MLP_OVERFLOW_DOC,
             culprit: Some("mlp/fc1/MatMul"),
+            first_nonfinite: Some("mlp/fc1/MatMul"),
+            fix: &["mlp/fc1/MatMul", "mlp/fc1/Add", "mlp/act/Relu", "mlp/fc2/MatMul"],
             build: models::mlp_overflow,
         },
         Sample {
@@ -71,6 +92,8 @@ pub fn all() -> Vec<Sample> {
             file: "softmax_naive.onnx",
             description: SOFTMAX_NAIVE_DOC,
             culprit: Some("softmax/Exp"),
+            first_nonfinite: Some("softmax/Exp"),
+            fix: &["softmax/Exp", "softmax/ReduceSum", "softmax/Div"],
             build: models::softmax_naive,
         },
         Sample {
@@ -78,6 +101,8 @@ pub fn all() -> Vec<Sample> {
             file: "layernorm_overflow.onnx",
             description: LAYERNORM_OVERFLOW_DOC,
             culprit: Some("ln/square/Pow"),
+            first_nonfinite: Some("ln/square/Pow"),
+            fix: &["ln/square/Pow", "ln/var/ReduceMean"],
             build: models::layernorm_overflow,
         },
         Sample {
@@ -85,6 +110,8 @@ pub fn all() -> Vec<Sample> {
             file: "layernorm_eps_underflow.onnx",
             description: LAYERNORM_EPS_UNDERFLOW_DOC,
             culprit: Some("ln/square/Pow"),
+            first_nonfinite: Some("ln/normalize/Div"),
+            fix: &["ln/square/Pow", "ln/var/ReduceMean", "ln/add_eps/Add", "ln/std/Sqrt"],
             build: models::layernorm_eps_underflow,
         },
         Sample {
@@ -92,6 +119,8 @@ pub fn all() -> Vec<Sample> {
             file: "cnn_bn_relu.onnx",
             description: CNN_BN_RELU_DOC,
             culprit: None,
+            first_nonfinite: None,
+            fix: &[],
             build: models::cnn_bn_relu,
         },
         Sample {
@@ -99,7 +128,27 @@ pub fn all() -> Vec<Sample> {
             file: "attention_mask.onnx",
             description: ATTENTION_MASK_DOC,
             culprit: None,
+            first_nonfinite: None,
+            fix: &[],
             build: models::attention_mask,
+        },
+        Sample {
+            name: "regression_overflow",
+            file: "regression_overflow.onnx",
+            description: REGRESSION_OVERFLOW_DOC,
+            culprit: Some("head/fc2/Gemm"),
+            first_nonfinite: Some("head/fc2/Gemm"),
+            fix: &["head/fc2/Gemm"],
+            build: models::regression_overflow,
+        },
+        Sample {
+            name: "mask_fill_nan",
+            file: "mask_fill_nan.onnx",
+            description: MASK_FILL_NAN_DOC,
+            culprit: Some("attn/mask/Mul"),
+            first_nonfinite: Some("attn/mask/Mul"),
+            fix: &["attn/mask/Mul"],
+            build: models::mask_fill_nan,
         },
     ]
 }

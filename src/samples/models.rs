@@ -304,3 +304,88 @@ pub fn attention_mask() -> ModelProto {
     b.output("output");
     b.build(super::ATTENTION_MASK_DOC)
 }
+
+/// `regression_overflow.onnx`: `features[1,32] → Gemm+Relu (64 hidden) → Gemm → targets[1,4]`.
+///
+/// A regression head trained on unnormalised targets (think prices in dollars): the output biases
+/// are 1.25e5, 2e4, 3e3 and 9e4, so `targets` 0 and 3 lie around 1.25e5 and 9e4 for every input and
+/// overflow to `inf` when `head/fc2/Gemm` stores its output in FP16. Nothing downstream reads the
+/// tensor, so keeping that one Gemm FP32 is the whole fix.
+#[must_use]
+pub fn regression_overflow() -> ModelProto {
+    const IN: usize = 32;
+    const HIDDEN: usize = 64;
+    const OUT: usize = 4;
+    let mut b = GraphBuilder::new("regression_overflow", 0x7265_6772);
+    b.input("features", data_type::FLOAT, &[1, IN as i64]);
+    b.weight("head.fc1.weight", &[IN, HIDDEN], -0.3, 0.3);
+    b.weight("head.fc1.bias", &[HIDDEN], 0.0, 0.5);
+    b.weight("head.fc2.weight", &[HIDDEN, OUT], -500.0, 500.0);
+    b.constant("head.fc2.bias", &[OUT], &[1.25e5, 2.0e4, 3.0e3, 9.0e4]);
+    let h = [1, HIDDEN as i64];
+    b.node("Gemm", "head/fc1/Gemm", &["features", "head.fc1.weight", "head.fc1.bias"], &[("head/fc1/out", &h)], &[]);
+    b.node("Relu", "head/act/Relu", &["head/fc1/out"], &[("head/hidden", &h)], &[]);
+    b.node(
+        "Gemm",
+        "head/fc2/Gemm",
+        &["head/hidden", "head.fc2.weight", "head.fc2.bias"],
+        &[("targets", &[1, OUT as i64])],
+        &[],
+    );
+    b.output("targets");
+    b.build(super::REGRESSION_OVERFLOW_DOC)
+}
+
+/// `mask_fill_nan.onnx`: one self-attention head, `x[1,8,16]`, with a padding mask turned into an
+/// additive bias the old Transformers way: `(1 − mask) × −1e9`.
+///
+/// The constant −1e9 is −inf in FP16, and `0 × −inf` is NaN, so `attn/mask/Mul` writes NaN for every
+/// real token (and −inf for the 3 padded ones); the NaNs reach every score, probability and output.
+/// With that Mul in FP32 the bias is exactly 0 / −1e9, and its FP16 cast for the Add (0 / −inf) is
+/// harmless: `exp(−inf) = 0` and every row keeps 5 real tokens. Compare with `attention_mask`,
+/// where the same −1e9 is added directly and saturates benignly.
+#[must_use]
+pub fn mask_fill_nan() -> ModelProto {
+    const SEQ: usize = 8;
+    const D: usize = 16;
+    const PADDED: usize = 3;
+    let mut b = GraphBuilder::new("mask_fill_nan", 0x6E61_6E6D);
+    let x_shape = [1, SEQ as i64, D as i64];
+    let s_shape = [1, SEQ as i64, SEQ as i64];
+    let m_shape = [1, 1, SEQ as i64];
+    b.input("x", data_type::FLOAT, &x_shape);
+    let bound = (3.0f64 / D as f64).sqrt() as f32;
+    for p in ["q", "k", "v"] {
+        let w = b.weight(&format!("attn.{p}_proj.weight"), &[D, D], -bound, bound);
+        b.node("MatMul", &format!("attn/{p}_proj/MatMul"), &["x", &w], &[(&format!("attn/{p}"), &x_shape)], &[]);
+    }
+    b.node(
+        "Transpose",
+        "attn/k_transpose/Transpose",
+        &["attn/k"],
+        &[("attn/k_t", &[1, D as i64, SEQ as i64])],
+        &[("perm", Attr::Ints(vec![0, 2, 1]))],
+    );
+    b.node("MatMul", "attn/scores/MatMul", &["attn/q", "attn/k_t"], &[("attn/scores", &s_shape)], &[]);
+    b.constant("attn.scale", &[], &[1.0 / (D as f32).sqrt()]);
+    b.node("Mul", "attn/scale/Mul", &["attn/scores", "attn.scale"], &[("attn/scores_scaled", &s_shape)], &[]);
+    let mask: Vec<f32> = (0..SEQ).map(|i| if i < SEQ - PADDED { 1.0 } else { 0.0 }).collect();
+    b.constant("attn.padding_mask", &[1, 1, SEQ], &mask);
+    b.constant("attn.one", &[], &[1.0]);
+    b.constant("attn.mask_fill", &[], &[-1e9]);
+    b.node("Sub", "attn/mask/Sub", &["attn.one", "attn.padding_mask"], &[("attn/mask_inverted", &m_shape)], &[]);
+    b.node("Mul", "attn/mask/Mul", &["attn/mask_inverted", "attn.mask_fill"], &[("attn/mask_bias", &m_shape)], &[]);
+    b.node("Add", "attn/mask/Add", &["attn/scores_scaled", "attn/mask_bias"], &[("attn/scores_masked", &s_shape)], &[]);
+    b.node(
+        "Softmax",
+        "attn/softmax/Softmax",
+        &["attn/scores_masked"],
+        &[("attn/probs", &s_shape)],
+        &[("axis", Attr::Int(-1))],
+    );
+    b.node("MatMul", "attn/context/MatMul", &["attn/probs", "attn/v"], &[("attn/context", &x_shape)], &[]);
+    b.weight("attn.out_proj.weight", &[D, D], -bound, bound);
+    b.node("MatMul", "attn/out_proj/MatMul", &["attn/context", "attn.out_proj.weight"], &[("output", &x_shape)], &[]);
+    b.output("output");
+    b.build(super::MASK_FILL_NAN_DOC)
+}
