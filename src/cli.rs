@@ -37,6 +37,103 @@ pub enum Command {
     Compare(CompareArgs),
     /// Write the mixed-precision model for a precision plan (Cast nodes + FP16 initializers).
     Convert(ConvertArgs),
+    /// Browse the per-layer diff in a terminal UI, toggle layers FP16/FP32, rebuild and re-compare.
+    Inspect(InspectArgs),
+}
+
+/// `trtlens inspect`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  trtlens inspect samples/mlp_overflow.onnx\n  trtlens inspect model.onnx --reference onnxruntime --keep-fp32-op LayerNormalization --atol 1e-3\n  trtlens inspect sessions/mlp_overflow      # reopen a saved session, nothing re-runs\n\nPress ? inside for the keys."
+)]
+pub struct InspectArgs {
+    /// The ONNX model, or a saved session directory (sessions/NAME).
+    pub target: PathBuf,
+    /// Reference side: a runner (tract, onnxruntime), saved:PATH, or auto (onnxruntime when its library is found, else tract).
+    #[arg(long, default_value = "auto", value_name = "RUNNER|saved:PATH|auto")]
+    pub reference: String,
+    /// Candidate side (cpu-fp16 takes a precision plan and can be rebuilt from the UI).
+    #[arg(long, default_value = "cpu-fp16", value_name = "RUNNER|saved:PATH")]
+    pub candidate: String,
+    /// Element rule: allclose or polygraphy.
+    #[arg(long, default_value = "allclose", value_parser = ["allclose", "polygraphy"])]
+    pub rule: String,
+    /// Absolute tolerance, or NAME:X (default 1e-2 for a cpu-fp16 candidate, else 1e-5); repeatable.
+    #[arg(long, value_name = "[NAME:]X")]
+    pub atol: Vec<String>,
+    /// Relative tolerance, or NAME:X (default 1e-2 for a cpu-fp16 candidate, else 1e-5); repeatable.
+    #[arg(long, value_name = "[NAME:]X")]
+    pub rtol: Vec<String>,
+    /// Count equal infinities on both sides as a match.
+    #[arg(long)]
+    pub inf_equal: bool,
+    /// Worst elements kept per tensor.
+    #[arg(long = "top-k", default_value_t = 5)]
+    pub top_k: usize,
+    /// Inputs for runner sides.
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Path to libonnxruntime.so.
+    #[arg(long = "ort-lib", value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Precision plan of the candidate.
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Session name used by save (default: the model's file stem).
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
+    /// Where sessions are saved.
+    #[arg(long = "sessions-dir", default_value = "sessions", value_name = "DIR")]
+    pub sessions_dir: PathBuf,
+    /// Where exports (report JSON, plan, mixed-precision ONNX) are written.
+    #[arg(long = "export-dir", default_value = ".", value_name = "DIR")]
+    pub export_dir: PathBuf,
+    /// Key bindings file (TOML; default: `$XDG_CONFIG_HOME/trtlens/keys.toml` or `~/.config/trtlens/keys.toml` when present).
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+}
+
+impl InspectArgs {
+    /// The flags every comparison of the session repeats (inputs, tolerances, ORT library).
+    pub fn compare_args(&self) -> Result<Vec<String>> {
+        self.inputs.options()?;
+        let mut out = vec!["--seed".to_string(), self.inputs.seed.to_string()];
+        for v in &self.inputs.val_range {
+            out.extend(["--val-range".into(), v.clone()]);
+        }
+        for v in &self.inputs.shape {
+            out.extend(["--shape".into(), v.clone()]);
+        }
+        if let Some(p) = &self.inputs.load_inputs {
+            out.extend(["--load-inputs".into(), absolute(p)]);
+        } else {
+            out.extend(["--iterations".into(), self.inputs.iterations.to_string()]);
+        }
+        out.extend(["--rule".into(), self.rule.clone()]);
+        let fp16 = self.candidate == "cpu-fp16";
+        let default_tol = if fp16 { "1e-2" } else { "1e-5" };
+        for (flag, vals) in [("--atol", &self.atol), ("--rtol", &self.rtol)] {
+            crate::compare::parse_tolerance_values(flag, vals)?;
+            if !vals.iter().any(|v| !v.contains(':')) {
+                out.extend([flag.to_string(), default_tol.to_string()]);
+            }
+            for v in vals {
+                out.extend([flag.to_string(), v.clone()]);
+            }
+        }
+        if self.inf_equal {
+            out.push("--inf-equal".into());
+        }
+        out.extend(["--top-k".into(), self.top_k.to_string()]);
+        if let Some(p) = &self.ort_lib {
+            out.extend(["--ort-lib".into(), absolute(p)]);
+        }
+        Ok(out)
+    }
+}
+
+fn absolute(p: &std::path::Path) -> String {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string()
 }
 
 /// A precision plan from a file and/or flags (for `cpu-fp16` and `convert`).
@@ -292,7 +389,47 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Run(a) => run_cmd(a, cli.quiet),
         Command::Compare(a) => compare_cmd(a, cli.quiet),
         Command::Convert(a) => convert_cmd(a, cli.quiet),
+        Command::Inspect(a) => inspect_cmd(a),
     }
+}
+
+/// The bindings file: `--keys`, else the user's config file when it exists, else the defaults.
+fn keymap(explicit: Option<&std::path::Path>) -> Result<crate::tui::keys::KeyMap> {
+    use crate::tui::keys::KeyMap;
+    if let Some(p) = explicit {
+        return KeyMap::load(p);
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    match config.map(|c| c.join("trtlens").join("keys.toml")).filter(|p| p.is_file()) {
+        Some(p) => KeyMap::load(&p),
+        None => Ok(KeyMap::default()),
+    }
+}
+
+fn inspect_cmd(a: &InspectArgs) -> Result<ExitCode> {
+    use std::io::IsTerminal as _;
+    let keymap = keymap(a.keys.as_deref())?;
+    let launch = crate::tui::Launch {
+        target: a.target.clone(),
+        reference: a.reference.clone(),
+        candidate: a.candidate.clone(),
+        plan: a.plan.build()?.map(|(p, _)| p),
+        compare_args: a.compare_args()?,
+        session_name: a.session.clone(),
+        sessions_dir: a.sessions_dir.clone(),
+        export_dir: a.export_dir.clone(),
+        exe: None,
+        ort_lib: a.ort_lib.clone(),
+    };
+    if !std::io::stdout().is_terminal() {
+        return Err(Error::usage("trtlens inspect needs a terminal (use trtlens compare for scripts)"));
+    }
+    let app = crate::tui::start(&launch, &keymap)?;
+    crate::tui::run(app, &keymap)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn info(a: &InfoArgs) -> Result<ExitCode> {

@@ -1,7 +1,8 @@
 //! trtlens: find where and why an engine's numbers drift away from its ONNX model.
 //!
-//! The library holds the engine (model, inputs, runners, store); `src/main.rs` only parses the
-//! command line through [`cli`].
+//! The library holds the engine (model, inputs, runners, compare, precision, store, sessions);
+//! [`tui`] is the only module that draws, and `src/main.rs` only parses the command line through
+//! [`cli`].
 
 pub mod cli;
 pub mod compare;
@@ -13,8 +14,10 @@ pub mod precision;
 pub mod run;
 pub mod runner;
 pub mod samples;
+pub mod session;
 pub mod store;
 pub mod sys;
 pub mod tensor;
+pub mod tui;
 
 pub use error::{Error, Result};

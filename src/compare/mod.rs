@@ -5,6 +5,7 @@
 //! unmatched, never guessed. Tensors are read from memory maps one pair at a time and compared in
 //! parallel, so memory stays near the size of the tensors being compared, whatever the model size.
 
+pub mod histogram;
 pub mod metrics;
 pub mod report;
 pub mod source;

@@ -1,0 +1,303 @@
+//! Saved debugging sessions: `sessions/NAME/` holds everything needed to reopen an inspection
+//! without re-running anything.
+//!
+//! Layout (format `trtlens.session/1`, described in `docs/sessions.md`):
+//!
+//! ```text
+//! sessions/NAME/
+//!   session.json      what was compared, how, and the UI state
+//!   model.onnx        a copy of the model (hard link when possible)
+//!   plan.toml         the candidate's precision plan, when it takes one
+//!   report.json       the current report (`trtlens.report/1`)
+//!   runs/reference/   the reference run (inputs + tensors), never recomputed
+//!   runs/candidate/   the candidate run the report was made from
+//! ```
+//!
+//! A session is written into a hidden sibling directory and renamed into place, so a crash while
+//! saving leaves the previous session intact. Run files are immutable once written, so they are
+//! hard-linked into the session when the file system allows it and copied otherwise.
+
+pub mod worker;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::compare::report::Report;
+use crate::error::{Error, Result};
+use crate::precision::Plan;
+use crate::store::ToolInfo;
+
+/// `schema` of `session.json`.
+pub const SESSION_SCHEMA: &str = "trtlens.session/1";
+/// The session description file.
+pub const SESSION_FILE: &str = "session.json";
+
+/// The model a session was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionModel {
+    /// The copy inside the session (relative to it), when one was made.
+    pub file: Option<String>,
+    /// Where the model was loaded from originally.
+    pub source: String,
+    /// sha256 of the model file.
+    pub sha256: String,
+}
+
+/// Where the runs of a session live (relative to the session directory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRuns {
+    /// The reference run.
+    pub reference: String,
+    /// The candidate run of the current report.
+    pub candidate: String,
+}
+
+/// `session.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionFile {
+    /// [`SESSION_SCHEMA`].
+    pub schema: String,
+    /// The session name (the directory name).
+    pub name: String,
+    /// The tool that wrote it.
+    pub tool: ToolInfo,
+    /// The model.
+    pub model: SessionModel,
+    /// Reference side as first given (`tract`, `onnxruntime`, ...).
+    pub reference: String,
+    /// Candidate side (`cpu-fp16`, ...).
+    pub candidate: String,
+    /// Input and tolerance flags every comparison of the session uses (`--atol 1e-2`, ...).
+    pub compare_args: Vec<String>,
+    /// The plan file (relative), when the candidate takes a plan.
+    pub plan: Option<String>,
+    /// The report file (relative).
+    pub report: String,
+    /// The runs.
+    pub runs: SessionRuns,
+    /// UI state, owned by the inspector (opaque here).
+    #[serde(default)]
+    pub ui: serde_json::Value,
+}
+
+/// What [`save`] writes.
+#[derive(Debug)]
+pub struct SaveRequest<'a> {
+    /// Session name: a single path component.
+    pub name: &'a str,
+    /// The model file.
+    pub model: &'a Path,
+    /// Its sha256.
+    pub model_sha256: &'a str,
+    /// Reference side spec.
+    pub reference: &'a str,
+    /// Candidate side spec.
+    pub candidate: &'a str,
+    /// Shared compare flags.
+    pub compare_args: &'a [String],
+    /// The applied plan.
+    pub plan: Option<&'a Plan>,
+    /// The current report.
+    pub report: &'a Report,
+    /// Reference run directory.
+    pub reference_run: &'a Path,
+    /// Candidate run directory.
+    pub candidate_run: &'a Path,
+    /// UI state.
+    pub ui: serde_json::Value,
+}
+
+/// A session read back.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// `session.json`.
+    pub file: SessionFile,
+    /// The report.
+    pub report: Report,
+    /// The plan, if any.
+    pub plan: Option<Plan>,
+    /// The model to use for rebuilds: the copy, else the original path when it still exists with
+    /// the same sha256 (`None`: browsing only).
+    pub model: Option<PathBuf>,
+    /// Absolute reference run directory.
+    pub reference_run: PathBuf,
+    /// Absolute candidate run directory.
+    pub candidate_run: PathBuf,
+}
+
+/// Check that `name` is usable as a session directory name.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "session name '{name}': use letters, digits, '-', '_' and '.', not starting with '.'"
+        )))
+    }
+}
+
+/// True when `dir` holds a session.
+#[must_use]
+pub fn is_session(dir: &Path) -> bool {
+    dir.join(SESSION_FILE).is_file()
+}
+
+fn io_err(path: &Path, what: &str, e: &std::io::Error) -> Error {
+    Error::store(path, format!("{what}: {e}"))
+}
+
+/// Hard-link `from` to `to`, copying when linking is not possible.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(from, to).map(|_| ()).map_err(|e| io_err(from, &format!("cannot copy to {}", to.display()), &e))
+}
+
+/// Copy a directory tree (files hard-linked when possible).
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| io_err(to, "cannot create", &e))?;
+    let entries = std::fs::read_dir(from).map_err(|e| io_err(from, "cannot read", &e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_err(from, "cannot read", &e))?;
+        let path = entry.path();
+        let target = to.join(entry.file_name());
+        let ty = entry.file_type().map_err(|e| io_err(&path, "cannot stat", &e))?;
+        if ty.is_dir() {
+            copy_tree(&path, &target)?;
+        } else {
+            link_or_copy(&path, &target)?;
+        }
+    }
+    Ok(())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| io_err(path, "cannot write", &e))
+}
+
+/// Save a session as `sessions_dir/NAME`, replacing an earlier session of that name atomically.
+/// Refuses to replace a non-empty directory that is not a session.
+pub fn save(sessions_dir: &Path, req: &SaveRequest<'_>) -> Result<PathBuf> {
+    validate_name(req.name)?;
+    let dest = sessions_dir.join(req.name);
+    if dest.exists() && !is_session(&dest) && std::fs::read_dir(&dest).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(Error::store(&dest, "exists and is not a trtlens session; choose another session name"));
+    }
+    std::fs::create_dir_all(sessions_dir).map_err(|e| io_err(sessions_dir, "cannot create", &e))?;
+    let tmp = sessions_dir.join(format!(".{}.saving-{}", req.name, std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| io_err(&tmp, "cannot remove", &e))?;
+    }
+    let result = (|| {
+        std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, "cannot create", &e))?;
+        link_or_copy(req.model, &tmp.join("model.onnx"))?;
+        copy_tree(req.reference_run, &tmp.join("runs").join("reference"))?;
+        copy_tree(req.candidate_run, &tmp.join("runs").join("candidate"))?;
+        if let Some(plan) = req.plan {
+            write(&tmp.join("plan.toml"), plan.to_toml().as_bytes())?;
+        }
+        write(&tmp.join("report.json"), req.report.to_json()?.as_bytes())?;
+        let file = SessionFile {
+            schema: SESSION_SCHEMA.into(),
+            name: req.name.into(),
+            tool: ToolInfo::current(),
+            model: SessionModel {
+                file: Some("model.onnx".into()),
+                source: req.model.display().to_string(),
+                sha256: req.model_sha256.into(),
+            },
+            reference: req.reference.into(),
+            candidate: req.candidate.into(),
+            compare_args: req.compare_args.to_vec(),
+            plan: req.plan.map(|_| "plan.toml".into()),
+            report: "report.json".into(),
+            runs: SessionRuns { reference: "runs/reference".into(), candidate: "runs/candidate".into() },
+            ui: req.ui.clone(),
+        };
+        let json = serde_json::to_string_pretty(&file).map_err(|e| Error::store(&tmp, e.to_string()))?;
+        write(&tmp.join(SESSION_FILE), json.as_bytes())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    // Swap into place: the old session (if any) moves aside first and is removed afterwards.
+    let old = sessions_dir.join(format!(".{}.old-{}", req.name, std::process::id()));
+    let had_old = dest.exists();
+    if had_old {
+        std::fs::rename(&dest, &old).map_err(|e| io_err(&dest, "cannot move the previous session aside", &e))?;
+    }
+    if let Err(e) = std::fs::rename(&tmp, &dest) {
+        if had_old {
+            let _ = std::fs::rename(&old, &dest);
+        }
+        return Err(io_err(&dest, "cannot move the new session into place", &e));
+    }
+    if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(dest)
+}
+
+/// Read a session back.
+pub fn load(dir: &Path) -> Result<Loaded> {
+    let path = dir.join(SESSION_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, "cannot read the session", &e))?;
+    let file: SessionFile =
+        serde_json::from_str(&text).map_err(|e| Error::store(&path, format!("not a trtlens session file: {e}")))?;
+    if file.schema != SESSION_SCHEMA {
+        return Err(Error::store(&path, format!("schema '{}' is not {SESSION_SCHEMA}", file.schema)));
+    }
+    let report_path = dir.join(&file.report);
+    let report_text =
+        std::fs::read_to_string(&report_path).map_err(|e| io_err(&report_path, "cannot read the report", &e))?;
+    let report: Report = serde_json::from_str(&report_text)
+        .map_err(|e| Error::store(&report_path, format!("not a trtlens report: {e}")))?;
+    let plan = file.plan.as_ref().map(|p| Plan::load(&dir.join(p))).transpose()?;
+    let copy = file.model.file.as_ref().map(|f| dir.join(f)).filter(|p| p.is_file());
+    let source = PathBuf::from(&file.model.source);
+    let model = copy.or_else(|| {
+        let same = std::fs::read(&source).is_ok_and(|b| crate::model::sha256_hex(&b) == file.model.sha256);
+        same.then_some(source)
+    });
+    let reference_run = dir.join(&file.runs.reference);
+    let candidate_run = dir.join(&file.runs.candidate);
+    for run in [&reference_run, &candidate_run] {
+        if !run.is_dir() {
+            return Err(Error::store(run, "the session's run directory is missing"));
+        }
+    }
+    Ok(Loaded { dir: dir.to_path_buf(), file, report, plan, model, reference_run, candidate_run })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_single_safe_components() {
+        for ok in ["mlp", "mlp_overflow-2", "a.b"] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".hidden", "a/b", "../x", "a b"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn copy_tree_copies_nested_files() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let t = tempfile::tempdir()?;
+        std::fs::create_dir_all(t.path().join("a/b"))?;
+        std::fs::write(t.path().join("a/b/f.txt"), "x")?;
+        copy_tree(&t.path().join("a"), &t.path().join("c"))?;
+        assert_eq!(std::fs::read_to_string(t.path().join("c/b/f.txt"))?, "x");
+        Ok(())
+    }
+}

@@ -1,0 +1,612 @@
+//! The inspector's state and its only mutator, [`App::update`]. Nothing here draws: views read an
+//! `&App`, and the event loop (or a test) feeds [`Action`]s in. Background comparisons run as
+//! child processes ([`crate::session::worker`]); their events come back as [`Action::Job`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::action::{Action, Command};
+use super::edits::{Change, Edits};
+use super::rows::{self, Column, Filter, Row};
+use crate::compare::histogram::{ErrorHistogram, abs_error_histogram};
+use crate::compare::report::Report;
+use crate::model::graph::Graph;
+use crate::precision::Plan;
+use crate::session::worker::{Job, JobEvent, JobSpec};
+
+/// Which metric the chart draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartMetric {
+    /// Largest absolute error.
+    MaxAbs,
+    /// Mismatching elements, percent.
+    Mismatch,
+    /// `1 − cosine`.
+    OneMinusCosine,
+}
+
+impl ChartMetric {
+    /// Label.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            ChartMetric::MaxAbs => "max abs error",
+            ChartMetric::Mismatch => "mismatch %",
+            ChartMetric::OneMinusCosine => "1 - cosine",
+        }
+    }
+
+    fn next(self) -> ChartMetric {
+        match self {
+            ChartMetric::MaxAbs => ChartMetric::Mismatch,
+            ChartMetric::Mismatch => ChartMetric::OneMinusCosine,
+            ChartMetric::OneMinusCosine => ChartMetric::MaxAbs,
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            ChartMetric::MaxAbs => "max_abs",
+            ChartMetric::Mismatch => "mismatch",
+            ChartMetric::OneMinusCosine => "one_minus_cosine",
+        }
+    }
+
+    fn from_key(k: &str) -> Option<ChartMetric> {
+        [ChartMetric::MaxAbs, ChartMetric::Mismatch, ChartMetric::OneMinusCosine].into_iter().find(|m| m.key() == k)
+    }
+}
+
+/// The background job as the UI shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildState {
+    /// Nothing running.
+    Idle,
+    /// Running: label and fraction done.
+    Running {
+        /// What runs.
+        label: String,
+        /// 0..=1.
+        progress: f64,
+    },
+    /// The last job failed.
+    Failed(String),
+    /// The last job was cancelled.
+    Cancelled,
+}
+
+/// How the inspector was started: what to compare and where things go.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The model for rebuilds (`None`: a session whose model is gone; browsing only).
+    pub model: Option<PathBuf>,
+    /// sha256 of the model.
+    pub model_sha256: String,
+    /// The analysed graph (for producers, op types and plan resolution).
+    pub graph: Option<Graph>,
+    /// Reference side spec as given (`tract`, `onnxruntime`, `saved:...`).
+    pub reference: String,
+    /// Candidate side spec (`cpu-fp16`, ...).
+    pub candidate: String,
+    /// True when the candidate takes a precision plan (per-layer toggles work).
+    pub candidate_takes_plan: bool,
+    /// Input and tolerance flags for every comparison.
+    pub compare_args: Vec<String>,
+    /// The `trtlens` executable that runs jobs.
+    pub exe: PathBuf,
+    /// Where sessions are saved (`sessions/`).
+    pub sessions_dir: PathBuf,
+    /// Where exports are written.
+    pub export_dir: PathBuf,
+    /// Session name used by save.
+    pub session_name: String,
+    /// Scratch directory for job runs and reports.
+    pub work_dir: PathBuf,
+}
+
+/// The inspector state.
+#[derive(Debug)]
+#[allow(clippy::struct_excessive_bools)] // independent pane toggles, not a state machine
+pub struct App {
+    /// Static context.
+    pub ctx: Context,
+    /// The current report (`None` before the first comparison finishes).
+    pub report: Option<Report>,
+    /// Run directories (reference, candidate) of the current report.
+    pub runs: Option<(PathBuf, PathBuf)>,
+    /// Table rows of the current report.
+    pub rows: Vec<Row>,
+    /// Visible rows: indices into `rows`.
+    pub visible: Vec<usize>,
+    /// Selected position in `visible`.
+    pub selected: usize,
+    /// Sort column and direction.
+    pub sort: (Column, bool),
+    /// Active filters.
+    pub filter: Filter,
+    /// The search query while searching (`Some` = search mode), with the selection to restore.
+    pub search: Option<(String, usize)>,
+    /// The applied plan and the pending edits.
+    pub edits: Edits,
+    /// What changed per tensor in the last rebuild.
+    pub changes: HashMap<String, Change>,
+    /// Chart metric.
+    pub chart_metric: ChartMetric,
+    /// Detail pane shown.
+    pub show_detail: bool,
+    /// Chart pane shown.
+    pub show_chart: bool,
+    /// Help overlay shown.
+    pub show_help: bool,
+    /// Help lines (keys, text), generated from the bindings.
+    pub help: Vec<(String, String)>,
+    /// The footer's key hints, generated from the bindings.
+    pub hints: String,
+    /// Background job state.
+    pub build: BuildState,
+    /// The job's last log lines.
+    pub log: VecDeque<String>,
+    /// The last status message.
+    pub status: Option<String>,
+    /// Session directory once saved or reopened.
+    pub session_dir: Option<PathBuf>,
+    /// Error histograms per tensor (computed when a row is selected).
+    pub histograms: HashMap<String, Option<ErrorHistogram>>,
+    /// Terminal size (rows per page).
+    pub size: (u16, u16),
+    /// Set by quit.
+    pub quit: bool,
+    /// Keeps the scratch directory (job runs) alive as long as the app.
+    pub work_guard: Option<tempfile::TempDir>,
+    /// First table row drawn (kept by the table view so the selection scrolls smoothly).
+    pub table_offset: std::cell::Cell<usize>,
+    job: Option<Job>,
+    jobs_started: usize,
+    started: Option<Instant>,
+}
+
+impl App {
+    /// A new inspector with no report yet.
+    #[must_use]
+    pub fn new(ctx: Context, plan: Option<Plan>, help: Vec<(String, String)>) -> App {
+        let edits = Edits::new(plan, ctx.graph.as_ref());
+        App {
+            ctx,
+            report: None,
+            runs: None,
+            rows: Vec::new(),
+            visible: Vec::new(),
+            selected: 0,
+            sort: (Column::Index, false),
+            filter: Filter::default(),
+            search: None,
+            edits,
+            changes: HashMap::new(),
+            chart_metric: ChartMetric::MaxAbs,
+            show_detail: true,
+            show_chart: true,
+            show_help: false,
+            help,
+            hints: "? help  q quit".into(),
+            build: BuildState::Idle,
+            log: VecDeque::new(),
+            status: None,
+            session_dir: None,
+            histograms: HashMap::new(),
+            size: (80, 24),
+            quit: false,
+            work_guard: None,
+            table_offset: std::cell::Cell::new(0),
+            job: None,
+            jobs_started: 0,
+            started: None,
+        }
+    }
+
+    /// The selected row.
+    #[must_use]
+    pub fn selected_row(&self) -> Option<&Row> {
+        self.visible.get(self.selected).map(|&i| &self.rows[i])
+    }
+
+    /// True while a job runs.
+    #[must_use]
+    pub fn busy(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Seconds since the running job started.
+    #[must_use]
+    pub fn job_seconds(&self) -> f64 {
+        self.started.map_or(0.0, |s| s.elapsed().as_secs_f64())
+    }
+
+    /// Install a report (initial load, session reopen, or a finished job).
+    pub fn set_report(&mut self, report: Report, runs: Option<(PathBuf, PathBuf)>) {
+        let keep = self.selected_row().map(|r| r.name.clone());
+        self.rows = rows::build(&report);
+        self.report = Some(report);
+        self.runs = runs;
+        self.histograms.clear();
+        self.refresh_view(keep.as_deref());
+    }
+
+    /// Recompute the visible list, keeping `keep` selected when it is still visible.
+    pub fn refresh_view(&mut self, keep: Option<&str>) {
+        let edits = &self.edits;
+        let prec = |r: &Row| edits.label(r.node.as_deref()).0;
+        self.visible = rows::view(&self.rows, &self.filter, self.sort.0, self.sort.1, &prec);
+        self.selected = keep
+            .and_then(|k| self.visible.iter().position(|&i| self.rows[i].name == k))
+            .unwrap_or(0)
+            .min(self.visible.len().saturating_sub(1));
+        self.ensure_histogram();
+    }
+
+    /// Poll the background job and apply its events.
+    pub fn tick(&mut self) {
+        let events = self.job.as_ref().map(Job::poll).unwrap_or_default();
+        for e in events {
+            self.update(Action::Job(e));
+        }
+    }
+
+    fn page(&self) -> usize {
+        (self.size.1 as usize).saturating_sub(10).max(1)
+    }
+
+    fn select(&mut self, pos: usize) {
+        self.selected = pos.min(self.visible.len().saturating_sub(1));
+        self.ensure_histogram();
+    }
+
+    /// Apply one action.
+    pub fn update(&mut self, action: Action) {
+        match action {
+            Action::Cmd(c) => self.command(c),
+            Action::Select(p) => self.select(p),
+            Action::Scroll(d) => self.select(self.selected.saturating_add_signed(d as isize)),
+            Action::SearchInput(ch) => {
+                if let Some((q, origin)) = self.search.take() {
+                    let q = format!("{q}{ch}");
+                    if let Some(p) = rows::find(&self.rows, &self.visible, &q, origin) {
+                        self.select(p);
+                    }
+                    self.status = Some(format!("/{q}"));
+                    self.search = Some((q, origin));
+                }
+            }
+            Action::SearchBackspace => {
+                if let Some((mut q, origin)) = self.search.take() {
+                    q.pop();
+                    let p = rows::find(&self.rows, &self.visible, &q, origin).unwrap_or(origin);
+                    self.select(p);
+                    self.status = Some(format!("/{q}"));
+                    self.search = Some((q, origin));
+                }
+            }
+            Action::SearchConfirm => {
+                if let Some((q, _)) = self.search.take() {
+                    let hit = rows::find(&self.rows, &self.visible, &q, self.selected).is_some();
+                    self.status = Some(if hit { format!("found '{q}'") } else { format!("no tensor matches '{q}'") });
+                }
+            }
+            Action::SortBy(c) => {
+                self.sort = if self.sort.0 == c { (c, !self.sort.1) } else { (c, default_descending(c)) };
+                self.resort();
+            }
+            Action::Resize(w, h) => self.size = (w, h),
+            Action::Job(e) => self.job_event(e),
+        }
+    }
+
+    fn resort(&mut self) {
+        let keep = self.selected_row().map(|r| r.name.clone());
+        self.refresh_view(keep.as_deref());
+        self.status = Some(format!("sorted by {} ({})", self.sort.0.title(), if self.sort.1 { "desc" } else { "asc" }));
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn command(&mut self, c: Command) {
+        let n = self.visible.len();
+        match c {
+            Command::Quit => self.quit = true,
+            Command::Up => self.select(self.selected.saturating_sub(1)),
+            Command::Down => self.select(self.selected + 1),
+            Command::PageUp => self.select(self.selected.saturating_sub(self.page())),
+            Command::PageDown => self.select(self.selected + self.page()),
+            Command::Top => self.select(0),
+            Command::Bottom => self.select(n.saturating_sub(1)),
+            Command::FirstDivergence => self.first_divergence(),
+            Command::NextFailing | Command::PrevFailing => {
+                let fwd = c == Command::NextFailing;
+                let hit = (1..=n)
+                    .map(|k| if fwd { (self.selected + k) % n } else { (self.selected + n * 2 - k) % n })
+                    .find(|&p| self.rows[self.visible[p]].failing());
+                match hit {
+                    Some(p) => self.select(p),
+                    None => self.status = Some("no failing rows in view".into()),
+                }
+            }
+            Command::SortNext => {
+                let i = Column::ALL.iter().position(|&x| x == self.sort.0).unwrap_or(0);
+                let next = Column::ALL[(i + 1) % Column::ALL.len()];
+                self.sort = (next, default_descending(next));
+                self.resort();
+            }
+            Command::SortReverse => {
+                self.sort.1 = !self.sort.1;
+                self.resort();
+            }
+            Command::FilterFailing => {
+                self.filter.failing = !self.filter.failing;
+                self.refilter();
+            }
+            Command::FilterFlagged => {
+                self.filter.flagged = !self.filter.flagged;
+                self.refilter();
+            }
+            Command::FilterOp => {
+                self.filter.op = match (&self.filter.op, self.selected_row()) {
+                    (Some(_), _) | (None, None) => None,
+                    (None, Some(r)) => Some(r.op.clone()).filter(|o| !o.is_empty()),
+                };
+                self.refilter();
+            }
+            Command::ClearFilters => {
+                self.filter = Filter::default();
+                self.refilter();
+            }
+            Command::Search => self.search = Some((String::new(), self.selected)),
+            Command::TogglePrecision | Command::TogglePrecisionOp => self.toggle(c == Command::TogglePrecisionOp),
+            Command::Rebuild => self.rebuild(),
+            Command::Cancel => self.cancel(),
+            Command::ExportReport => self.status = Some(super::export::report(self)),
+            Command::ExportPlots => {
+                self.status = Some(
+                    "plots: not available yet (the plot export lands with the plots issue); e writes the report JSON"
+                        .into(),
+                );
+            }
+            Command::WritePlan => self.status = Some(super::export::plan(self)),
+            Command::SaveSession => self.status = Some(super::export::session(self)),
+            Command::Help => self.show_help = !self.show_help,
+            Command::ChartMetric => self.chart_metric = self.chart_metric.next(),
+            Command::ToggleDetail => self.show_detail = !self.show_detail,
+            Command::ToggleChart => self.show_chart = !self.show_chart,
+        }
+    }
+
+    fn refilter(&mut self) {
+        let keep = self.selected_row().map(|r| r.name.clone());
+        self.refresh_view(keep.as_deref());
+        let f = &self.filter;
+        let mut parts = Vec::new();
+        if f.failing {
+            parts.push("failing".to_string());
+        }
+        if f.flagged {
+            parts.push("flagged".to_string());
+        }
+        if let Some(o) = &f.op {
+            parts.push(format!("op {o}"));
+        }
+        self.status = Some(if parts.is_empty() {
+            format!("no filter: {} rows", self.visible.len())
+        } else {
+            format!("filter {}: {} of {} rows", parts.join(", "), self.visible.len(), self.rows.len())
+        });
+    }
+
+    fn first_divergence(&mut self) {
+        let Some(first) = self.report.as_ref().and_then(|r| r.first_divergence.clone()) else {
+            self.status = Some("no divergence: every tensor is within tolerance".into());
+            return;
+        };
+        if !self.visible.iter().any(|&i| self.rows[i].name == first) && !self.filter.is_empty() {
+            self.filter = Filter::default();
+            self.refresh_view(None);
+        }
+        if let Some(p) = self.visible.iter().position(|&i| self.rows[i].name == first) {
+            self.select(p);
+            self.status = Some(format!("first divergence: {first}"));
+        }
+    }
+
+    fn toggle(&mut self, whole_op: bool) {
+        if !self.ctx.candidate_takes_plan {
+            self.status = Some(format!("the candidate '{}' takes no precision plan", self.ctx.candidate));
+            return;
+        }
+        let Some(row) = self.selected_row().cloned() else { return };
+        let Some(node) = row.node.clone() else {
+            self.status = Some(format!("{} has no producing node", row.name));
+            return;
+        };
+        let msg = if whole_op { self.edits.toggle_op(&row.op) } else { self.edits.toggle_node(&node) };
+        self.status = Some(msg);
+        if self.sort.0 == Column::Precision {
+            self.refresh_view(Some(&row.name));
+        }
+    }
+
+    fn rebuild(&mut self) {
+        if self.job.is_some() {
+            self.status = Some("a job is already running (esc cancels it)".into());
+            return;
+        }
+        if !self.ctx.candidate_takes_plan && self.runs.is_some() {
+            self.status = Some(format!("the candidate '{}' cannot be rebuilt with a plan", self.ctx.candidate));
+            return;
+        }
+        let Some(model) = self.ctx.model.clone() else {
+            self.status = Some("the model is not available (session opened for browsing only)".into());
+            return;
+        };
+        self.jobs_started += 1;
+        let n = self.jobs_started;
+        let runs_dir = self.ctx.work_dir.join(format!("job-{n:04}"));
+        let report = self.ctx.work_dir.join(format!("job-{n:04}.report.json"));
+        let mut args: Vec<std::ffi::OsString> = vec!["compare".into(), model.into_os_string()];
+        let (reference, sides, label) = match &self.runs {
+            Some((r, _)) => (format!("saved:{}", r.display()), 1, format!("rebuild {n}")),
+            None => (self.ctx.reference.clone(), 2, "reference + candidate".to_string()),
+        };
+        args.extend(["--reference".into(), reference.into(), "--candidate".into(), self.ctx.candidate.clone().into()]);
+        if let Some(plan) = self.edits.effective() {
+            let path = self.ctx.work_dir.join(format!("job-{n:04}.plan.toml"));
+            if let Err(e) = std::fs::write(&path, plan.to_toml()) {
+                self.status = Some(format!("cannot write {}: {e}", path.display()));
+                return;
+            }
+            args.extend(["--plan".into(), path.into_os_string()]);
+        }
+        args.extend(self.ctx.compare_args.iter().map(Into::into));
+        let spec = JobSpec { label: label.clone(), exe: self.ctx.exe.clone(), args, runs_dir, report, sides };
+        match Job::spawn(spec) {
+            Ok(job) => {
+                self.job = Some(job);
+                self.started = Some(Instant::now());
+                self.log.clear();
+                self.build = BuildState::Running { label: label.clone(), progress: 0.0 };
+                self.status = Some(format!("{label}: started"));
+            }
+            Err(e) => {
+                self.build = BuildState::Failed(e.to_string());
+                self.status = Some(e.to_string());
+            }
+        }
+    }
+
+    fn cancel(&mut self) {
+        if self.show_help {
+            self.show_help = false;
+        } else if let Some((_, origin)) = self.search.take() {
+            self.select(origin);
+            self.status = None;
+        } else if let Some(job) = &self.job {
+            job.cancel();
+            self.status = Some("cancelling...".into());
+        } else {
+            self.status = None;
+        }
+    }
+
+    fn job_event(&mut self, e: JobEvent) {
+        match e {
+            JobEvent::Log(line) => {
+                self.log.push_back(line);
+                while self.log.len() > 200 {
+                    self.log.pop_front();
+                }
+            }
+            JobEvent::Progress(p) => {
+                if let BuildState::Running { progress, .. } = &mut self.build {
+                    *progress = p;
+                }
+            }
+            JobEvent::Finished { report, runs_dir } => {
+                self.job = None;
+                self.build = BuildState::Idle;
+                let reference = match &self.runs {
+                    Some((r, _)) => r.clone(),
+                    None => runs_dir.join("reference"),
+                };
+                let before = self.report.take();
+                let summary = match &before {
+                    Some(old) => {
+                        self.changes = super::edits::diff(old, &report);
+                        super::edits::describe(old, &report, &self.changes)
+                    }
+                    None => format!(
+                        "compared {} tensors: outputs {}/{} pass",
+                        report.summary.compared,
+                        report.outputs.iter().filter(|o| o.status == crate::compare::report::Status::Pass).count(),
+                        report.outputs.len()
+                    ),
+                };
+                self.edits.applied();
+                self.set_report(*report, Some((reference, runs_dir.join("candidate"))));
+                self.status = Some(summary);
+            }
+            JobEvent::Failed(msg) => {
+                self.job = None;
+                self.status = Some(msg.clone());
+                self.build = BuildState::Failed(msg);
+            }
+            JobEvent::Cancelled => {
+                self.job = None;
+                self.build = BuildState::Cancelled;
+                self.status = Some("cancelled; the pending changes are kept (r rebuilds)".into());
+            }
+        }
+    }
+
+    fn ensure_histogram(&mut self) {
+        let Some(row) = self.selected_row() else { return };
+        let name = row.name.clone();
+        if self.histograms.contains_key(&name) {
+            return;
+        }
+        let h = self.compute_histogram(&name);
+        self.histograms.insert(name, h);
+    }
+
+    fn compute_histogram(&self, name: &str) -> Option<ErrorHistogram> {
+        let (r, c) = self.runs.as_ref()?;
+        let report = self.report.as_ref()?;
+        let it = report.tensor(name)?.worst_iteration;
+        let (rr, cr) = (crate::store::RunDir::open(r).ok()?, crate::store::RunDir::open(c).ok()?);
+        let (rt, ct) = (rr.tensors(it).ok()?, cr.tensors(it).ok()?);
+        let (a, b) = (rt.view(name)?, ct.view(name)?);
+        abs_error_histogram(a.dtype, a.data, b.dtype, b.data)
+    }
+
+    /// UI state for a saved session.
+    #[must_use]
+    pub fn ui_state(&self) -> serde_json::Value {
+        serde_json::json!({
+            "selected": self.selected_row().map(|r| r.name.clone()),
+            "sort": self.sort.0.key(),
+            "descending": self.sort.1,
+            "filter": { "failing": self.filter.failing, "flagged": self.filter.flagged, "op": self.filter.op },
+            "chart_metric": self.chart_metric.key(),
+            "show_detail": self.show_detail,
+            "show_chart": self.show_chart,
+            "pending": self.edits.pending_toml(),
+        })
+    }
+
+    /// Restore UI state saved by [`App::ui_state`] (unknown or missing fields keep defaults).
+    pub fn restore_ui(&mut self, ui: &serde_json::Value) {
+        if let Some(c) = ui["sort"].as_str().and_then(Column::from_key) {
+            self.sort = (c, ui["descending"].as_bool().unwrap_or(false));
+        }
+        self.filter = Filter {
+            failing: ui["filter"]["failing"].as_bool().unwrap_or(false),
+            flagged: ui["filter"]["flagged"].as_bool().unwrap_or(false),
+            op: ui["filter"]["op"].as_str().map(str::to_string),
+        };
+        if let Some(m) = ui["chart_metric"].as_str().and_then(ChartMetric::from_key) {
+            self.chart_metric = m;
+        }
+        self.show_detail = ui["show_detail"].as_bool().unwrap_or(true);
+        self.show_chart = ui["show_chart"].as_bool().unwrap_or(true);
+        if let Some(p) = ui["pending"].as_str() {
+            self.edits.restore_pending(p);
+        }
+        let keep = ui["selected"].as_str().map(str::to_string);
+        self.refresh_view(keep.as_deref());
+    }
+
+    /// Nodes whose precision is pending, by name (for views).
+    #[must_use]
+    pub fn pending(&self) -> &BTreeMap<String, crate::precision::Precision> {
+        self.edits.pending()
+    }
+}
+
+fn default_descending(c: Column) -> bool {
+    matches!(c, Column::MaxAbs | Column::Mismatch | Column::Flags | Column::Shape)
+}

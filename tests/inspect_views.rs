@@ -1,0 +1,164 @@
+//! Every inspector view rendered with ratatui's `TestBackend` and compared with `insta` snapshots
+//! (`tests/snapshots/`): the full screen at 120x36 and 80x24, each view on its own, the help
+//! overlay, the job popup, and the empty and failed states. Plus: no size panics.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+use trtlens::tui::action::{Action, Command};
+use trtlens::tui::app::{App, BuildState, Context};
+use trtlens::tui::keys::KeyMap;
+use trtlens::tui::{Launch, start, views};
+
+fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples").join(format!("{name}.onnx"))
+}
+
+fn loaded(name: &str, dir: &Path) -> App {
+    let launch = Launch {
+        target: sample(name),
+        reference: "tract".into(),
+        candidate: "cpu-fp16".into(),
+        plan: None,
+        compare_args: ["--atol", "1e-2", "--rtol", "1e-2"].iter().map(|s| (*s).to_string()).collect(),
+        session_name: None,
+        sessions_dir: dir.join("sessions"),
+        export_dir: dir.to_path_buf(),
+        exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_trtlens"))),
+        ort_lib: None,
+    };
+    let mut app = start(&launch, &KeyMap::default()).expect("start");
+    let t0 = Instant::now();
+    while app.busy() && t0.elapsed() < Duration::from_mins(1) {
+        std::thread::sleep(Duration::from_millis(20));
+        app.tick();
+    }
+    assert!(app.report.is_some(), "{:?}", app.build);
+    app.status = None;
+    app
+}
+
+fn bare(dir: &Path) -> App {
+    let ctx = Context {
+        model: Some(sample("mlp_overflow")),
+        model_sha256: String::new(),
+        graph: None,
+        reference: "tract".into(),
+        candidate: "cpu-fp16".into(),
+        candidate_takes_plan: true,
+        compare_args: vec![],
+        exe: PathBuf::from("trtlens"),
+        sessions_dir: dir.join("sessions"),
+        export_dir: dir.to_path_buf(),
+        session_name: "mlp_overflow".into(),
+        work_dir: dir.to_path_buf(),
+    };
+    App::new(ctx, None, KeyMap::default().help())
+}
+
+fn text(t: &Terminal<TestBackend>) -> String {
+    let b = t.backend().buffer();
+    let mut out = String::new();
+    for y in 0..b.area.height {
+        let line: String = (0..b.area.width).map(|x| b[(x, y)].symbol().to_string()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn screen(app: &mut App, w: u16, h: u16) -> String {
+    app.update(Action::Resize(w, h));
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    t.draw(|f| {
+        views::draw(f, app);
+    })
+    .expect("draw");
+    text(&t)
+}
+
+fn one(w: u16, h: u16, draw: impl FnOnce(&mut ratatui::Frame<'_>, Rect)) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    t.draw(|f| draw(f, f.area())).expect("draw");
+    text(&t)
+}
+
+#[test]
+fn full_screen_wide_and_80x24() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut app = loaded("mlp_overflow", tmp.path());
+    app.update(Action::Cmd(Command::FirstDivergence));
+    insta::assert_snapshot!("screen_120x36_first_divergence", screen(&mut app, 120, 36));
+    insta::assert_snapshot!("screen_80x24_first_divergence", screen(&mut app, 80, 24));
+    app.update(Action::Cmd(Command::TogglePrecision));
+    insta::assert_snapshot!("screen_100x30_pending_toggle", screen(&mut app, 100, 30));
+}
+
+#[test]
+fn each_view_alone() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut app = loaded("softmax_naive", tmp.path());
+    app.update(Action::Cmd(Command::FirstDivergence));
+    insta::assert_snapshot!("view_table", one(100, 12, |f, a| views::table::draw(f, a, &app)));
+    insta::assert_snapshot!("view_detail", one(70, 34, |f, a| views::detail::draw(f, a, &app)));
+    insta::assert_snapshot!("view_chart", one(90, 10, |f, a| views::chart::draw(f, a, &app)));
+    insta::assert_snapshot!(
+        "view_status",
+        one(120, 2, |f, a| {
+            let [bar, footer] = ratatui::layout::Layout::vertical([ratatui::layout::Constraint::Length(1); 2]).areas(a);
+            views::status::draw_bar(f, bar, &app);
+            views::status::draw_footer(f, footer, &app);
+        })
+    );
+    app.update(Action::Cmd(Command::ChartMetric));
+    insta::assert_snapshot!("view_chart_mismatch", one(90, 10, |f, a| views::chart::draw(f, a, &app)));
+    app.update(Action::Cmd(Command::Help));
+    insta::assert_snapshot!("view_help_overlay", screen(&mut app, 100, 36));
+}
+
+#[test]
+fn empty_running_and_failed_states() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut app = bare(tmp.path());
+    insta::assert_snapshot!("state_empty", screen(&mut app, 80, 24));
+    app.build = BuildState::Running { label: "reference + candidate".into(), progress: 0.4 };
+    app.update(Action::Job(trtlens::session::worker::JobEvent::Log("reference: 5 nodes, 5 tensors to capture".into())));
+    insta::assert_snapshot!("state_running", screen(&mut app, 80, 24));
+    app.update(Action::Job(trtlens::session::worker::JobEvent::Failed(
+        "reference + candidate failed (exit 2): error: runner tract: unsupported op".into(),
+    )));
+    insta::assert_snapshot!("state_failed", screen(&mut app, 80, 24));
+}
+
+#[test]
+fn no_size_panics_and_50k_rows_render() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut app = loaded("layernorm_overflow", tmp.path());
+    for (w, h) in [(1, 1), (10, 3), (20, 5), (40, 10), (79, 23), (80, 24), (200, 60)] {
+        for c in [Command::ToggleDetail, Command::ToggleChart, Command::Help] {
+            let _ = screen(&mut app, w, h);
+            app.update(Action::Cmd(c));
+        }
+    }
+    // 50,000 rows: the table builds only the visible window.
+    let mut report = app.report.clone().expect("report");
+    let base = report.tensors.clone();
+    while report.tensors.len() < 50_000 {
+        for t in &base {
+            let mut t = t.clone();
+            t.name = format!("{}#{}", t.name, report.tensors.len());
+            t.topo_index = Some(report.tensors.len());
+            report.tensors.push(t);
+        }
+    }
+    app.set_report(report, None);
+    app.update(Action::Cmd(Command::Bottom));
+    let s = screen(&mut app, 120, 36);
+    assert!(s.contains("layers"), "{s}");
+    app.update(Action::Cmd(Command::SortNext));
+    app.update(Action::Cmd(Command::PageUp));
+    let _ = screen(&mut app, 120, 36);
+}
