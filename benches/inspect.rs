@@ -64,6 +64,7 @@ fn main() -> Res<()> {
         reference: "tract".into(),
         candidate: "cpu-fp16".into(),
         candidate_takes_plan: true,
+        input_args: vec![],
         compare_args: vec![],
         exe: "trtlens".into(),
         sessions_dir: tmp.path().join("sessions"),

@@ -55,21 +55,9 @@ pub struct InspectArgs {
     /// Candidate side (cpu-fp16 takes a precision plan and can be rebuilt from the UI).
     #[arg(long, default_value = "cpu-fp16", value_name = "RUNNER|saved:PATH")]
     pub candidate: String,
-    /// Element rule: allclose or polygraphy.
-    #[arg(long, default_value = "allclose", value_parser = ["allclose", "polygraphy"])]
-    pub rule: String,
-    /// Absolute tolerance, or NAME:X (default 1e-2 for a cpu-fp16 candidate, else 1e-5); repeatable.
-    #[arg(long, value_name = "[NAME:]X")]
-    pub atol: Vec<String>,
-    /// Relative tolerance, or NAME:X (default 1e-2 for a cpu-fp16 candidate, else 1e-5); repeatable.
-    #[arg(long, value_name = "[NAME:]X")]
-    pub rtol: Vec<String>,
-    /// Count equal infinities on both sides as a match.
-    #[arg(long)]
-    pub inf_equal: bool,
-    /// Worst elements kept per tensor.
-    #[arg(long = "top-k", default_value_t = 5)]
-    pub top_k: usize,
+    /// Tolerances (default atol = rtol = 1e-2 for a cpu-fp16 candidate).
+    #[command(flatten)]
+    pub tol: ToleranceArgs,
     /// Inputs for runner sides.
     #[command(flatten)]
     pub inputs: InputArgs,
@@ -88,14 +76,19 @@ pub struct InspectArgs {
     /// Where exports (report JSON, plan, mixed-precision ONNX) are written.
     #[arg(long = "export-dir", default_value = ".", value_name = "DIR")]
     pub export_dir: PathBuf,
+    /// Keep FP32 (reason: prediction) every node reading or writing a tensor whose reference values
+    /// exceed FP16 (`overflow`), or also flush to zero (`all`): applied after the first comparison,
+    /// which is then rebuilt.
+    #[arg(long = "keep-fp32-predicted", value_name = "overflow|all", num_args = 0..=1, default_missing_value = "overflow", value_parser = ["overflow", "all"])]
+    pub keep_fp32_predicted: Option<String>,
     /// Key bindings file (TOML; default: `$XDG_CONFIG_HOME/trtlens/keys.toml` or `~/.config/trtlens/keys.toml` when present).
     #[arg(long, value_name = "FILE")]
     pub keys: Option<PathBuf>,
 }
 
 impl InspectArgs {
-    /// The flags every comparison of the session repeats (inputs, tolerances, ORT library).
-    pub fn compare_args(&self) -> Result<Vec<String>> {
+    /// The input flags of the first comparison (later ones reuse the stored reference run's inputs).
+    pub fn input_args(&self) -> Result<Vec<String>> {
         self.inputs.options()?;
         let mut out = vec!["--seed".to_string(), self.inputs.seed.to_string()];
         for v in &self.inputs.val_range {
@@ -109,10 +102,16 @@ impl InspectArgs {
         } else {
             out.extend(["--iterations".into(), self.inputs.iterations.to_string()]);
         }
-        out.extend(["--rule".into(), self.rule.clone()]);
+        Ok(out)
+    }
+
+    /// The flags every comparison of the session repeats (tolerances, ORT library).
+    pub fn compare_args(&self) -> Result<Vec<String>> {
+        let tol = &self.tol;
+        let mut out = vec!["--rule".to_string(), tol.rule.clone()];
         let fp16 = self.candidate == "cpu-fp16";
         let default_tol = if fp16 { "1e-2" } else { "1e-5" };
-        for (flag, vals) in [("--atol", &self.atol), ("--rtol", &self.rtol)] {
+        for (flag, vals) in [("--atol", &tol.atol), ("--rtol", &tol.rtol)] {
             crate::compare::parse_tolerance_values(flag, vals)?;
             if !vals.iter().any(|v| !v.contains(':')) {
                 out.extend([flag.to_string(), default_tol.to_string()]);
@@ -121,10 +120,10 @@ impl InspectArgs {
                 out.extend([flag.to_string(), v.clone()]);
             }
         }
-        if self.inf_equal {
+        if tol.inf_equal {
             out.push("--inf-equal".into());
         }
-        out.extend(["--top-k".into(), self.top_k.to_string()]);
+        out.extend(["--top-k".into(), tol.top_k.to_string()]);
         if let Some(p) = &self.ort_lib {
             out.extend(["--ort-lib".into(), absolute(p)]);
         }
@@ -134,6 +133,32 @@ impl InspectArgs {
 
 fn absolute(p: &std::path::Path) -> String {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string()
+}
+
+/// Tolerance flags (shared by `compare` and `inspect`).
+#[derive(Debug, Args, Clone)]
+pub struct ToleranceArgs {
+    /// Element rule: allclose (|c-r| > atol + rtol*|r| fails) or polygraphy (fails only if abs > atol and rel > rtol).
+    #[arg(long, default_value = "allclose", value_parser = ["allclose", "polygraphy"])]
+    pub rule: String,
+    /// Absolute tolerance (default 1e-5; `inspect` with a cpu-fp16 candidate: 1e-2), or NAME:X for one tensor; repeatable.
+    #[arg(long, value_name = "[NAME:]X")]
+    pub atol: Vec<String>,
+    /// Relative tolerance (default 1e-5; `inspect` with a cpu-fp16 candidate: 1e-2), or NAME:X for one tensor; repeatable.
+    #[arg(long, value_name = "[NAME:]X")]
+    pub rtol: Vec<String>,
+    /// Count equal infinities on both sides as a match.
+    #[arg(long)]
+    pub inf_equal: bool,
+    /// Worst elements kept per tensor in the report.
+    #[arg(long = "top-k", default_value_t = 5)]
+    pub top_k: usize,
+}
+
+/// `--keep-fp32-predicted [overflow|all]` as the library's mode.
+fn predict_mode(flag: Option<&str>) -> Option<crate::precision::predict::Predict> {
+    use crate::precision::predict::Predict;
+    flag.map(|w| if w == "all" { Predict::OverflowAndUnderflow } else { Predict::Overflow })
 }
 
 /// A precision plan from a file and/or flags (for `cpu-fp16` and `convert`).
@@ -331,21 +356,9 @@ pub struct CompareArgs {
     /// Print the JSON report to stdout instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// Element rule: allclose (|c-r| > atol + rtol*|r| fails) or polygraphy (fails only if abs > atol and rel > rtol).
-    #[arg(long, default_value = "allclose", value_parser = ["allclose", "polygraphy"])]
-    pub rule: String,
-    /// Absolute tolerance (default 1e-5), or NAME:X for one tensor; repeatable.
-    #[arg(long, value_name = "[NAME:]X")]
-    pub atol: Vec<String>,
-    /// Relative tolerance (default 1e-5), or NAME:X for one tensor; repeatable.
-    #[arg(long, value_name = "[NAME:]X")]
-    pub rtol: Vec<String>,
-    /// Count equal infinities on both sides as a match.
-    #[arg(long)]
-    pub inf_equal: bool,
-    /// Worst elements kept per tensor in the report.
-    #[arg(long = "top-k", default_value_t = 5)]
-    pub top_k: usize,
+    /// Tolerances.
+    #[command(flatten)]
+    pub tol: ToleranceArgs,
     /// Show only failing and skipped tensors.
     #[arg(long)]
     pub only_failing: bool,
@@ -417,7 +430,9 @@ fn inspect_cmd(a: &InspectArgs) -> Result<ExitCode> {
         reference: a.reference.clone(),
         candidate: a.candidate.clone(),
         plan: a.plan.build()?.map(|(p, _)| p),
+        input_args: a.input_args()?,
         compare_args: a.compare_args()?,
+        keep_fp32_predicted: predict_mode(a.keep_fp32_predicted.as_deref()),
         session_name: a.session.clone(),
         sessions_dir: a.sessions_dir.clone(),
         export_dir: a.export_dir.clone(),
@@ -499,14 +514,14 @@ fn use_color() -> bool {
 
 fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
     use crate::compare::{self, CompareRequest, metrics::Tolerance, source::SideSpec, table};
-    let (atol, atol_per) = compare::parse_tolerance_values("--atol", &a.atol)?;
-    let (rtol, rtol_per) = compare::parse_tolerance_values("--rtol", &a.rtol)?;
+    let (atol, atol_per) = compare::parse_tolerance_values("--atol", &a.tol.atol)?;
+    let (rtol, rtol_per) = compare::parse_tolerance_values("--rtol", &a.tol.rtol)?;
     let defaults = Tolerance::default();
     let tolerance = Tolerance {
-        rule: a.rule.parse().map_err(Error::usage)?,
+        rule: a.tol.rule.parse().map_err(Error::usage)?,
         atol: atol.unwrap_or(defaults.atol),
         rtol: rtol.unwrap_or(defaults.rtol),
-        inf_equal: a.inf_equal,
+        inf_equal: a.tol.inf_equal,
     };
     if let Some(p) = &a.report
         && p.is_dir()
@@ -530,15 +545,9 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
         runner_options: RunnerOptions { ort_lib: a.ort_lib.clone(), plan, plan_label },
         tolerance,
         overrides: compare::merge_overrides(atol_per, rtol_per),
-        top_k: a.top_k,
+        top_k: a.tol.top_k,
         save_runs: a.save_runs.clone(),
-        keep_fp32_predicted: a.keep_fp32_predicted.as_deref().map(|w| {
-            if w == "all" {
-                crate::precision::predict::Predict::OverflowAndUnderflow
-            } else {
-                crate::precision::predict::Predict::Overflow
-            }
-        }),
+        keep_fp32_predicted: predict_mode(a.keep_fp32_predicted.as_deref()),
     };
     let mut err = std::io::stderr();
     let mut progress = |side: &str, p: Progress| {

@@ -1,50 +1,19 @@
 //! The inspector's core driven headlessly by actions, with real components: jobs are real
 //! `trtlens compare` child processes on the bundled samples (tract reference, cpu-fp16 candidate).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use trtlens::tui::action::{Action, Command};
 use trtlens::tui::app::{App, BuildState};
 use trtlens::tui::keys::KeyMap;
-use trtlens::tui::{Launch, start};
+use trtlens::tui::start;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples").join(format!("{name}.onnx"))
-}
-
-fn launch(target: &Path, dir: &Path) -> Launch {
-    Launch {
-        target: target.to_path_buf(),
-        reference: "tract".into(),
-        candidate: "cpu-fp16".into(),
-        plan: None,
-        compare_args: ["--atol", "1e-2", "--rtol", "1e-2"].iter().map(|s| (*s).to_string()).collect(),
-        session_name: None,
-        sessions_dir: dir.join("sessions"),
-        export_dir: dir.to_path_buf(),
-        exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_trtlens"))),
-        ort_lib: None,
-    }
-}
-
-/// Tick until the job ends (or fail after a minute).
-fn wait(app: &mut App) -> Result<(), String> {
-    let t0 = Instant::now();
-    while app.busy() {
-        if t0.elapsed() > Duration::from_mins(1) {
-            return Err("job did not finish in 60 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        app.tick();
-    }
-    match &app.build {
-        BuildState::Failed(e) => Err(format!("job failed: {e}")),
-        _ => Ok(()),
-    }
-}
+use common::{inspect_launch as launch, sample, wait_job as wait};
 
 fn cmd(app: &mut App, c: Command) {
     app.update(Action::Cmd(c));
@@ -216,4 +185,49 @@ fn only_the_tui_module_imports_ratatui() {
         .map(|p| p.display().to_string())
         .collect();
     assert!(offenders.is_empty(), "ratatui/crossterm outside src/tui: {offenders:?}");
+}
+
+#[test]
+fn loaded_inputs_survive_rebuilds() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let inputs = tmp.path().join("inputs_run");
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_trtlens"))
+        .arg("run")
+        .arg(sample("regression_overflow"))
+        .args(["--runner", "tract", "--seed", "7", "-q", "--save"])
+        .arg(&inputs)
+        .status()?;
+    assert!(st.success());
+    let mut l = launch(&sample("regression_overflow"), tmp.path());
+    l.input_args = vec!["--load-inputs".into(), inputs.display().to_string()];
+    let mut app = start(&l, &KeyMap::default())?;
+    wait(&mut app)?;
+    let source = app.report.as_ref().and_then(|r| r.inputs.path.clone());
+    assert_eq!(source.as_deref(), Some(inputs.display().to_string().as_str()), "the loaded inputs were used");
+    cmd(&mut app, Command::FirstDivergence);
+    cmd(&mut app, Command::TogglePrecision);
+    cmd(&mut app, Command::Rebuild);
+    wait(&mut app)?;
+    assert_eq!(app.report.as_ref().map(|r| r.verdict.as_str()), Some("pass"));
+    Ok(())
+}
+
+#[test]
+fn predicted_islands_are_applied_after_the_first_comparison() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let mut l = launch(&sample("mlp_overflow"), tmp.path());
+    l.keep_fp32_predicted = Some(trtlens::precision::predict::Predict::Overflow);
+    let mut app = start(&l, &KeyMap::default())?;
+    wait(&mut app)?; // the first comparison, which then starts the rebuild
+    wait(&mut app)?;
+    assert_eq!(app.report.as_ref().map(|r| r.verdict.as_str()), Some("pass"), "{:?}", app.status);
+    assert_eq!(app.edits.label(Some("mlp/fc1/MatMul")).1, "FP32 pred");
+    assert_eq!(app.edits.label(Some("mlp/fc2/Add")).1, "FP16");
+    Ok(())
+}
+
+#[test]
+fn auto_reference_falls_back_to_tract_without_onnxruntime() {
+    let missing = Path::new("/nonexistent/libonnxruntime.so.1");
+    assert_eq!(trtlens::tui::auto_reference(Some(missing)), "tract");
 }

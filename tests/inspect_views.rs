@@ -2,8 +2,11 @@
 //! (`tests/snapshots/`): the full screen at 120x36 and 80x24, each view on its own, the help
 //! overlay, the job popup, and the empty and failed states. Plus: no size panics.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+
+use common::sample;
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -11,31 +14,11 @@ use ratatui::layout::Rect;
 use trtlens::tui::action::{Action, Command};
 use trtlens::tui::app::{App, BuildState, Context};
 use trtlens::tui::keys::KeyMap;
-use trtlens::tui::{Launch, start, views};
-
-fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples").join(format!("{name}.onnx"))
-}
+use trtlens::tui::{start, views};
 
 fn loaded(name: &str, dir: &Path) -> App {
-    let launch = Launch {
-        target: sample(name),
-        reference: "tract".into(),
-        candidate: "cpu-fp16".into(),
-        plan: None,
-        compare_args: ["--atol", "1e-2", "--rtol", "1e-2"].iter().map(|s| (*s).to_string()).collect(),
-        session_name: None,
-        sessions_dir: dir.join("sessions"),
-        export_dir: dir.to_path_buf(),
-        exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_trtlens"))),
-        ort_lib: None,
-    };
-    let mut app = start(&launch, &KeyMap::default()).expect("start");
-    let t0 = Instant::now();
-    while app.busy() && t0.elapsed() < Duration::from_mins(1) {
-        std::thread::sleep(Duration::from_millis(20));
-        app.tick();
-    }
+    let mut app = start(&common::inspect_launch(&sample(name), dir), &KeyMap::default()).expect("start");
+    common::wait_job(&mut app).expect("the comparison finishes");
     assert!(app.report.is_some(), "{:?}", app.build);
     app.status = None;
     app
@@ -49,6 +32,7 @@ fn bare(dir: &Path) -> App {
         reference: "tract".into(),
         candidate: "cpu-fp16".into(),
         candidate_takes_plan: true,
+        input_args: vec![],
         compare_args: vec![],
         exe: PathBuf::from("trtlens"),
         sessions_dir: dir.join("sessions"),
@@ -161,4 +145,24 @@ fn no_size_panics_and_50k_rows_render() {
     app.update(Action::Cmd(Command::SortNext));
     app.update(Action::Cmd(Command::PageUp));
     let _ = screen(&mut app, 120, 36);
+}
+
+#[test]
+fn mouse_positions_map_to_rows_and_header_columns() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut app = loaded("mlp_overflow", tmp.path());
+    app.update(Action::Resize(120, 36));
+    let mut t = Terminal::new(TestBackend::new(120, 36)).expect("terminal");
+    let mut areas = views::Areas::default();
+    t.draw(|f| areas = views::draw(f, &app)).expect("draw");
+    let table = areas.table;
+    assert_eq!(views::table::row_at(&app, table, table.y + 2), Some(0), "first data row");
+    assert_eq!(views::table::row_at(&app, table, table.y + 4), Some(2));
+    assert_eq!(views::table::row_at(&app, table, table.y + 1), None, "the header is not a row");
+    assert_eq!(views::table::row_at(&app, table, table.y + 20), None, "below the last row");
+    assert_eq!(views::table::column_at(table, table.x + 1), Some(trtlens::tui::rows::Column::Index));
+    let name_x = (0..table.width)
+        .map(|dx| table.x + dx)
+        .find(|&x| views::table::column_at(table, x) == Some(trtlens::tui::rows::Column::Name));
+    assert!(name_x.is_some(), "the tensor column has a header cell");
 }

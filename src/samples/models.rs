@@ -239,6 +239,49 @@ pub fn cnn_bn_relu() -> ModelProto {
     b.build(super::CNN_BN_RELU_DOC)
 }
 
+/// Input `x[1,seq,d]`, Q/K/V projections, `Q·Kᵀ × 1/√d` as `attn/scores_scaled`. Returns the
+/// projection weights' bound (for the output projection).
+fn attention_scores(b: &mut GraphBuilder, seq: usize, d: usize) -> f32 {
+    let x_shape = [1, seq as i64, d as i64];
+    let s_shape = [1, seq as i64, seq as i64];
+    b.input("x", data_type::FLOAT, &x_shape);
+    let bound = (3.0f64 / d as f64).sqrt() as f32;
+    for p in ["q", "k", "v"] {
+        let w = b.weight(&format!("attn.{p}_proj.weight"), &[d, d], -bound, bound);
+        b.node("MatMul", &format!("attn/{p}_proj/MatMul"), &["x", &w], &[(&format!("attn/{p}"), &x_shape)], &[]);
+    }
+    b.node(
+        "Transpose",
+        "attn/k_transpose/Transpose",
+        &["attn/k"],
+        &[("attn/k_t", &[1, d as i64, seq as i64])],
+        &[("perm", Attr::Ints(vec![0, 2, 1]))],
+    );
+    b.node("MatMul", "attn/scores/MatMul", &["attn/q", "attn/k_t"], &[("attn/scores", &s_shape)], &[]);
+    b.constant("attn.scale", &[], &[1.0 / (d as f32).sqrt()]);
+    b.node("Mul", "attn/scale/Mul", &["attn/scores", "attn.scale"], &[("attn/scores_scaled", &s_shape)], &[]);
+    bound
+}
+
+/// Softmax over `attn/scores_masked` and the context `probs · V` as `attn/context`.
+fn attention_context(b: &mut GraphBuilder, seq: usize, d: usize) {
+    let s_shape = [1, seq as i64, seq as i64];
+    b.node(
+        "Softmax",
+        "attn/softmax/Softmax",
+        &["attn/scores_masked"],
+        &[("attn/probs", &s_shape)],
+        &[("axis", Attr::Int(-1))],
+    );
+    b.node(
+        "MatMul",
+        "attn/context/MatMul",
+        &["attn/probs", "attn/v"],
+        &[("attn/context", &[1, seq as i64, d as i64])],
+        &[],
+    );
+}
+
 /// `attention_mask.onnx`: one causal self-attention head, `x[1,8,16]`, d = 16.
 ///
 /// The causal mask is a constant `[8,8]` initializer with −1e9 above the diagonal. −1e9 is outside
@@ -252,22 +295,7 @@ pub fn attention_mask() -> ModelProto {
     let mut b = GraphBuilder::new("attention_mask", 0x6174_746E);
     let x_shape = [1, SEQ as i64, D as i64];
     let s_shape = [1, SEQ as i64, SEQ as i64];
-    b.input("x", data_type::FLOAT, &x_shape);
-    let bound = (3.0f64 / D as f64).sqrt() as f32;
-    for p in ["q", "k", "v"] {
-        let w = b.weight(&format!("attn.{p}_proj.weight"), &[D, D], -bound, bound);
-        b.node("MatMul", &format!("attn/{p}_proj/MatMul"), &["x", &w], &[(&format!("attn/{p}"), &x_shape)], &[]);
-    }
-    b.node(
-        "Transpose",
-        "attn/k_transpose/Transpose",
-        &["attn/k"],
-        &[("attn/k_t", &[1, D as i64, SEQ as i64])],
-        &[("perm", Attr::Ints(vec![0, 2, 1]))],
-    );
-    b.node("MatMul", "attn/scores/MatMul", &["attn/q", "attn/k_t"], &[("attn/scores", &s_shape)], &[]);
-    b.constant("attn.scale", &[], &[1.0 / (D as f32).sqrt()]);
-    b.node("Mul", "attn/scale/Mul", &["attn/scores", "attn.scale"], &[("attn/scores_scaled", &s_shape)], &[]);
+    let bound = attention_scores(&mut b, SEQ, D);
     let mask: Vec<f32> = (0..SEQ * SEQ).map(|i| if i % SEQ > i / SEQ { -1e9 } else { 0.0 }).collect();
     b.constant("attn.causal_mask", &[SEQ, SEQ], &mask);
     b.node(
@@ -277,14 +305,7 @@ pub fn attention_mask() -> ModelProto {
         &[("attn/scores_masked", &s_shape)],
         &[],
     );
-    b.node(
-        "Softmax",
-        "attn/softmax/Softmax",
-        &["attn/scores_masked"],
-        &[("attn/probs", &s_shape)],
-        &[("axis", Attr::Int(-1))],
-    );
-    b.node("MatMul", "attn/context/MatMul", &["attn/probs", "attn/v"], &[("attn/context", &x_shape)], &[]);
+    attention_context(&mut b, SEQ, D);
     b.weight("attn.out_proj.weight", &[D, D], -bound, bound);
     b.weight("attn.out_proj.bias", &[D], -0.1, 0.1);
     b.node(
@@ -353,22 +374,7 @@ pub fn mask_fill_nan() -> ModelProto {
     let x_shape = [1, SEQ as i64, D as i64];
     let s_shape = [1, SEQ as i64, SEQ as i64];
     let m_shape = [1, 1, SEQ as i64];
-    b.input("x", data_type::FLOAT, &x_shape);
-    let bound = (3.0f64 / D as f64).sqrt() as f32;
-    for p in ["q", "k", "v"] {
-        let w = b.weight(&format!("attn.{p}_proj.weight"), &[D, D], -bound, bound);
-        b.node("MatMul", &format!("attn/{p}_proj/MatMul"), &["x", &w], &[(&format!("attn/{p}"), &x_shape)], &[]);
-    }
-    b.node(
-        "Transpose",
-        "attn/k_transpose/Transpose",
-        &["attn/k"],
-        &[("attn/k_t", &[1, D as i64, SEQ as i64])],
-        &[("perm", Attr::Ints(vec![0, 2, 1]))],
-    );
-    b.node("MatMul", "attn/scores/MatMul", &["attn/q", "attn/k_t"], &[("attn/scores", &s_shape)], &[]);
-    b.constant("attn.scale", &[], &[1.0 / (D as f32).sqrt()]);
-    b.node("Mul", "attn/scale/Mul", &["attn/scores", "attn.scale"], &[("attn/scores_scaled", &s_shape)], &[]);
+    let bound = attention_scores(&mut b, SEQ, D);
     let mask: Vec<f32> = (0..SEQ).map(|i| if i < SEQ - PADDED { 1.0 } else { 0.0 }).collect();
     b.constant("attn.padding_mask", &[1, 1, SEQ], &mask);
     b.constant("attn.one", &[], &[1.0]);
@@ -376,14 +382,7 @@ pub fn mask_fill_nan() -> ModelProto {
     b.node("Sub", "attn/mask/Sub", &["attn.one", "attn.padding_mask"], &[("attn/mask_inverted", &m_shape)], &[]);
     b.node("Mul", "attn/mask/Mul", &["attn/mask_inverted", "attn.mask_fill"], &[("attn/mask_bias", &m_shape)], &[]);
     b.node("Add", "attn/mask/Add", &["attn/scores_scaled", "attn/mask_bias"], &[("attn/scores_masked", &s_shape)], &[]);
-    b.node(
-        "Softmax",
-        "attn/softmax/Softmax",
-        &["attn/scores_masked"],
-        &[("attn/probs", &s_shape)],
-        &[("axis", Attr::Int(-1))],
-    );
-    b.node("MatMul", "attn/context/MatMul", &["attn/probs", "attn/v"], &[("attn/context", &x_shape)], &[]);
+    attention_context(&mut b, SEQ, D);
     b.weight("attn.out_proj.weight", &[D, D], -bound, bound);
     b.node("MatMul", "attn/out_proj/MatMul", &["attn/context", "attn.out_proj.weight"], &[("output", &x_shape)], &[]);
     b.output("output");

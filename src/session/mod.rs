@@ -68,7 +68,11 @@ pub struct SessionFile {
     pub reference: String,
     /// Candidate side (`cpu-fp16`, ...).
     pub candidate: String,
-    /// Input and tolerance flags every comparison of the session uses (`--atol 1e-2`, ...).
+    /// Input flags of the session's first comparison (`--seed 1`, `--load-inputs PATH`, ...); the
+    /// inputs themselves are in the reference run.
+    #[serde(default)]
+    pub input_args: Vec<String>,
+    /// Tolerance flags every comparison of the session uses (`--atol 1e-2`, ...).
     pub compare_args: Vec<String>,
     /// The plan file (relative), when the candidate takes a plan.
     pub plan: Option<String>,
@@ -94,6 +98,8 @@ pub struct SaveRequest<'a> {
     pub reference: &'a str,
     /// Candidate side spec.
     pub candidate: &'a str,
+    /// Input flags of the first comparison.
+    pub input_args: &'a [String],
     /// Shared compare flags.
     pub compare_args: &'a [String],
     /// The applied plan.
@@ -215,6 +221,7 @@ pub fn save(sessions_dir: &Path, req: &SaveRequest<'_>) -> Result<PathBuf> {
             },
             reference: req.reference.into(),
             candidate: req.candidate.into(),
+            input_args: req.input_args.to_vec(),
             compare_args: req.compare_args.to_vec(),
             plan: req.plan.map(|_| "plan.toml".into()),
             report: "report.json".into(),

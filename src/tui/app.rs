@@ -91,7 +91,9 @@ pub struct Context {
     pub candidate: String,
     /// True when the candidate takes a precision plan (per-layer toggles work).
     pub candidate_takes_plan: bool,
-    /// Input and tolerance flags for every comparison.
+    /// Input flags of the first comparison (rebuilds reuse the stored reference run's inputs).
+    pub input_args: Vec<String>,
+    /// Tolerance flags for every comparison.
     pub compare_args: Vec<String>,
     /// The `trtlens` executable that runs jobs.
     pub exe: PathBuf,
@@ -157,6 +159,8 @@ pub struct App {
     pub size: (u16, u16),
     /// Set by quit.
     pub quit: bool,
+    /// Keep the predicted FP32 islands after the first comparison (then rebuild).
+    pub predict: Option<crate::precision::predict::Predict>,
     /// Keeps the scratch directory (job runs) alive as long as the app.
     pub work_guard: Option<tempfile::TempDir>,
     /// First table row drawn (kept by the table view so the selection scrolls smoothly).
@@ -196,6 +200,7 @@ impl App {
             histograms: HashMap::new(),
             size: (80, 24),
             quit: false,
+            predict: None,
             work_guard: None,
             table_offset: std::cell::Cell::new(0),
             job: None,
@@ -454,6 +459,9 @@ impl App {
             None => (self.ctx.reference.clone(), 2, "reference + candidate".to_string()),
         };
         args.extend(["--reference".into(), reference.into(), "--candidate".into(), self.ctx.candidate.clone().into()]);
+        if self.runs.is_none() {
+            args.extend(self.ctx.input_args.iter().map(Into::into));
+        }
         if let Some(plan) = self.edits.effective() {
             let path = self.ctx.work_dir.join(format!("job-{n:04}.plan.toml"));
             if let Err(e) = std::fs::write(&path, plan.to_toml()) {
@@ -527,8 +535,12 @@ impl App {
                     ),
                 };
                 self.edits.applied();
+                let first = before.is_none();
                 self.set_report(*report, Some((reference, runs_dir.join("candidate"))));
                 self.status = Some(summary);
+                if first && let Some(what) = self.predict.take() {
+                    self.keep_predicted(what);
+                }
             }
             JobEvent::Failed(msg) => {
                 self.job = None;
@@ -541,6 +553,19 @@ impl App {
                 self.status = Some("cancelled; the pending changes are kept (r rebuilds)".into());
             }
         }
+    }
+
+    /// Keep FP32 the islands the reference run predicts, then rebuild.
+    fn keep_predicted(&mut self, what: crate::precision::predict::Predict) {
+        let (Some(report), Some(graph)) = (&self.report, &self.ctx.graph) else { return };
+        let nodes = crate::precision::predict::nodes_to_keep(graph, report, what);
+        if nodes.is_empty() {
+            self.status = Some("prediction: every reference tensor fits FP16; nothing to keep FP32".into());
+            return;
+        }
+        let msg = self.edits.add_predicted(nodes);
+        self.rebuild();
+        self.status = Some(msg);
     }
 
     fn ensure_histogram(&mut self) {

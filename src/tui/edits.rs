@@ -154,6 +154,15 @@ impl Edits {
         format!("every {op} ({} nodes) → {} ({} pending; r rebuilds)", nodes.len(), short(to), self.pending.len())
     }
 
+    /// Keep `nodes` FP32 with reason `prediction`. Returns a status message.
+    pub fn add_predicted(&mut self, nodes: Vec<String>) -> String {
+        let Some(plan) = self.effective.as_mut() else { return "the candidate takes no plan".into() };
+        let n = nodes.len();
+        plan.overrides.extend(crate::precision::predict::overrides_for(nodes));
+        self.recompute();
+        format!("prediction: keeping {n} nodes FP32 around tensors that do not fit FP16; rebuilding")
+    }
+
     /// The effective plan became the applied one (a rebuild finished).
     pub fn applied(&mut self) {
         self.applied.clone_from(&self.effective);

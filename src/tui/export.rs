@@ -50,6 +50,7 @@ pub fn session(app: &mut App) -> String {
         model_sha256: &app.ctx.model_sha256,
         reference: &app.ctx.reference,
         candidate: &app.ctx.candidate,
+        input_args: &app.ctx.input_args,
         compare_args: &app.ctx.compare_args,
         plan: app.edits.applied_plan(),
         report,

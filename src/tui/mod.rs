@@ -44,8 +44,12 @@ pub struct Launch {
     pub candidate: String,
     /// The candidate's plan (for plan-taking candidates; `None` = all FP16).
     pub plan: Option<Plan>,
-    /// Input and tolerance flags passed to every comparison.
+    /// Input flags of the first comparison (`--seed`, `--load-inputs`, ...).
+    pub input_args: Vec<String>,
+    /// Tolerance flags passed to every comparison.
     pub compare_args: Vec<String>,
+    /// After the first comparison, keep the predicted FP32 islands and rebuild.
+    pub keep_fp32_predicted: Option<crate::precision::predict::Predict>,
     /// Session name (default: the model's file stem, or the reopened session's name).
     pub session_name: Option<String>,
     /// Where sessions are saved.
@@ -98,6 +102,7 @@ pub fn start(launch: &Launch, keymap: &KeyMap) -> Result<App> {
             reference: s.file.reference.clone(),
             candidate: s.file.candidate.clone(),
             candidate_takes_plan: takes,
+            input_args: s.file.input_args.clone(),
             compare_args: s.file.compare_args.clone(),
             exe,
             sessions_dir: launch
@@ -142,6 +147,7 @@ pub fn start(launch: &Launch, keymap: &KeyMap) -> Result<App> {
             reference,
             candidate: launch.candidate.clone(),
             candidate_takes_plan: takes,
+            input_args: launch.input_args.clone(),
             compare_args: launch.compare_args.clone(),
             exe,
             sessions_dir: launch.sessions_dir.clone(),
@@ -149,7 +155,11 @@ pub fn start(launch: &Launch, keymap: &KeyMap) -> Result<App> {
             session_name,
             work_dir: work.path().to_path_buf(),
         };
+        if launch.keep_fp32_predicted.is_some() && !takes {
+            return Err(Error::usage("--keep-fp32-predicted applies to a --candidate that takes a plan (cpu-fp16)"));
+        }
         let mut app = App::new(ctx, plan, keymap.help());
+        app.predict = launch.keep_fp32_predicted;
         app.update(Action::Cmd(Command::Rebuild));
         app
     };

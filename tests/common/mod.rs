@@ -33,3 +33,43 @@ pub fn node_test_dir() -> Result<PathBuf, String> {
     let dir = Path::new(&pkg).join("backend").join("test").join("data").join("node");
     if dir.is_dir() { Ok(dir) } else { Err(format!("{} does not exist", dir.display())) }
 }
+
+/// A bundled sample model.
+pub fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(format!("{name}.onnx"))
+}
+
+/// An inspector launch on `target` (model or session) with a tract reference, the cpu-fp16
+/// candidate, FP16 tolerances, sessions and exports under `dir`, and jobs run by this build's binary.
+pub fn inspect_launch(target: &Path, dir: &Path) -> trtlens::tui::Launch {
+    trtlens::tui::Launch {
+        target: target.to_path_buf(),
+        reference: "tract".into(),
+        candidate: "cpu-fp16".into(),
+        plan: None,
+        input_args: vec![],
+        compare_args: ["--atol", "1e-2", "--rtol", "1e-2"].iter().map(|s| (*s).to_string()).collect(),
+        keep_fp32_predicted: None,
+        session_name: None,
+        sessions_dir: dir.join("sessions"),
+        export_dir: dir.to_path_buf(),
+        exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_trtlens"))),
+        ort_lib: None,
+    }
+}
+
+/// Tick the app until its background job ends (an error after a minute, or when the job failed).
+pub fn wait_job(app: &mut trtlens::tui::app::App) -> Result<(), String> {
+    let t0 = std::time::Instant::now();
+    while app.busy() {
+        if t0.elapsed() > std::time::Duration::from_mins(1) {
+            return Err("job did not finish in 60 s".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        app.tick();
+    }
+    match &app.build {
+        trtlens::tui::app::BuildState::Failed(e) => Err(format!("job failed: {e}")),
+        _ => Ok(()),
+    }
+}
