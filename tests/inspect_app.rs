@@ -231,3 +231,23 @@ fn auto_reference_falls_back_to_tract_without_onnxruntime() {
     let missing = Path::new("/nonexistent/libonnxruntime.so.1");
     assert_eq!(trtlens::tui::auto_reference(Some(missing)), "tract");
 }
+
+#[test]
+fn large_tensor_histograms_come_from_a_worker() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let mut app = start(&launch(&sample("softmax_naive"), tmp.path()), &KeyMap::default())?;
+    wait(&mut app)?;
+    app.inline_histogram = 0; // every tensor counts as large
+    cmd(&mut app, Command::FirstDivergence);
+    let name = app.selected_row().map(|r| r.name.clone()).ok_or("row")?;
+    assert!(app.histograms_pending.contains(&name) || app.histograms.contains_key(&name));
+    let t0 = Instant::now();
+    while !app.histograms.contains_key(&name) && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+        app.tick();
+    }
+    let h = app.histograms.get(&name).cloned().flatten().ok_or("histogram arrived")?;
+    assert_eq!(h.nonfinite, 1, "softmax/exp has one inf");
+    assert!(app.histograms_pending.is_empty());
+    Ok(())
+}

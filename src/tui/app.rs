@@ -15,6 +15,10 @@ use crate::model::graph::Graph;
 use crate::precision::Plan;
 use crate::session::worker::{Job, JobEvent, JobSpec};
 
+/// Tensors up to this many elements get their error histogram computed inline (a few ms at most);
+/// larger ones on a worker thread so a keypress never waits for them.
+pub const INLINE_HISTOGRAM: usize = 1 << 21;
+
 /// Which metric the chart draws.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChartMetric {
@@ -153,8 +157,15 @@ pub struct App {
     pub status: Option<String>,
     /// Session directory once saved or reopened.
     pub session_dir: Option<PathBuf>,
-    /// Error histograms per tensor (computed when a row is selected).
+    /// Error histograms per tensor (computed when a row is selected: inline for tensors up to
+    /// [`INLINE_HISTOGRAM`] elements, on a worker thread above that).
     pub histograms: HashMap<String, Option<ErrorHistogram>>,
+    /// Largest tensor (elements) whose histogram is computed inline ([`INLINE_HISTOGRAM`]).
+    pub inline_histogram: usize,
+    /// Histograms being computed on a worker thread.
+    pub histograms_pending: std::collections::HashSet<String>,
+    hist_tx: std::sync::mpsc::Sender<(String, Option<ErrorHistogram>)>,
+    hist_rx: std::sync::mpsc::Receiver<(String, Option<ErrorHistogram>)>,
     /// Terminal size (rows per page).
     pub size: (u16, u16),
     /// Set by quit.
@@ -175,6 +186,7 @@ impl App {
     #[must_use]
     pub fn new(ctx: Context, plan: Option<Plan>, help: Vec<(String, String)>) -> App {
         let edits = Edits::new(plan, ctx.graph.as_ref());
+        let (hist_tx, hist_rx) = std::sync::mpsc::channel();
         App {
             ctx,
             report: None,
@@ -198,6 +210,10 @@ impl App {
             status: None,
             session_dir: None,
             histograms: HashMap::new(),
+            histograms_pending: std::collections::HashSet::new(),
+            inline_histogram: INLINE_HISTOGRAM,
+            hist_tx,
+            hist_rx,
             size: (80, 24),
             quit: false,
             predict: None,
@@ -234,6 +250,7 @@ impl App {
         self.report = Some(report);
         self.runs = runs;
         self.histograms.clear();
+        self.histograms_pending.clear();
         self.refresh_view(keep.as_deref());
     }
 
@@ -249,8 +266,14 @@ impl App {
         self.ensure_histogram();
     }
 
-    /// Poll the background job and apply its events.
+    /// Poll the background job and histogram workers and apply their results.
     pub fn tick(&mut self) {
+        while let Ok((name, h)) = self.hist_rx.try_recv() {
+            // A result for a report that was replaced meanwhile is dropped.
+            if self.histograms_pending.remove(&name) {
+                self.histograms.insert(name, h);
+            }
+        }
         let events = self.job.as_ref().map(Job::poll).unwrap_or_default();
         for e in events {
             self.update(Action::Job(e));
@@ -570,22 +593,27 @@ impl App {
 
     fn ensure_histogram(&mut self) {
         let Some(row) = self.selected_row() else { return };
-        let name = row.name.clone();
-        if self.histograms.contains_key(&name) {
+        let (name, numel) = (row.name.clone(), row.numel);
+        if self.histograms.contains_key(&name) || self.histograms_pending.contains(&name) {
             return;
         }
-        let h = self.compute_histogram(&name);
-        self.histograms.insert(name, h);
-    }
-
-    fn compute_histogram(&self, name: &str) -> Option<ErrorHistogram> {
-        let (r, c) = self.runs.as_ref()?;
-        let report = self.report.as_ref()?;
-        let it = report.tensor(name)?.worst_iteration;
-        let (rr, cr) = (crate::store::RunDir::open(r).ok()?, crate::store::RunDir::open(c).ok()?);
-        let (rt, ct) = (rr.tensors(it).ok()?, cr.tensors(it).ok()?);
-        let (a, b) = (rt.view(name)?, ct.view(name)?);
-        abs_error_histogram(a.dtype, a.data, b.dtype, b.data)
+        let (Some((r, c)), Some(t)) = (self.runs.clone(), self.report.as_ref().and_then(|rep| rep.tensor(&name)))
+        else {
+            self.histograms.insert(name, None);
+            return;
+        };
+        let it = t.worst_iteration;
+        if numel <= self.inline_histogram {
+            let h = histogram_from_runs(&r, &c, it, &name);
+            self.histograms.insert(name, h);
+        } else {
+            let tx = self.hist_tx.clone();
+            self.histograms_pending.insert(name.clone());
+            std::thread::spawn(move || {
+                let h = histogram_from_runs(&r, &c, it, &name);
+                let _ = tx.send((name, h));
+            });
+        }
     }
 
     /// UI state for a saved session.
@@ -630,6 +658,14 @@ impl App {
     pub fn pending(&self) -> &BTreeMap<String, crate::precision::Precision> {
         self.edits.pending()
     }
+}
+
+/// The error histogram of tensor `name` in iteration `it` of two stored runs.
+fn histogram_from_runs(r: &std::path::Path, c: &std::path::Path, it: usize, name: &str) -> Option<ErrorHistogram> {
+    let (rr, cr) = (crate::store::RunDir::open(r).ok()?, crate::store::RunDir::open(c).ok()?);
+    let (rt, ct) = (rr.tensors(it).ok()?, cr.tensors(it).ok()?);
+    let (a, b) = (rt.view(name)?, ct.view(name)?);
+    abs_error_histogram(a.dtype, a.data, b.dtype, b.data)
 }
 
 fn default_descending(c: Column) -> bool {

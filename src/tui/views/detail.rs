@@ -190,6 +190,8 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         }
         if let Some(Some(h)) = app.histograms.get(&t.name) {
             lines.extend(histogram_lines(h, area.width as usize));
+        } else if app.histograms_pending.contains(&t.name) {
+            lines.push(Line::from(Span::styled("|c - r| histogram: computing…", Style::default().fg(Color::DarkGray))));
         }
         if !m.top_k.is_empty() {
             lines.push(Line::from(Span::styled("worst elements", Style::default().fg(Color::Cyan))));
