@@ -425,6 +425,12 @@ fn keymap(explicit: Option<&std::path::Path>) -> Result<crate::tui::keys::KeyMap
 fn inspect_cmd(a: &InspectArgs) -> Result<ExitCode> {
     use std::io::IsTerminal as _;
     let keymap = keymap(a.keys.as_deref())?;
+    if !a.target.exists() {
+        return Err(Error::usage(format!(
+            "{}: no such model or session (give an .onnx file or a sessions/NAME directory)",
+            a.target.display()
+        )));
+    }
     let launch = crate::tui::Launch {
         target: a.target.clone(),
         reference: a.reference.clone(),

@@ -151,3 +151,25 @@ fn inspect_without_a_terminal_is_a_clear_error() -> TestResult {
     assert!(String::from_utf8(out.stderr)?.contains("needs a terminal"));
     Ok(())
 }
+
+#[test]
+fn bad_arguments_fail_before_the_terminal_is_touched() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let bad_keys = tmp.path().join("keys.toml");
+    std::fs::write(&bad_keys, "[bindings]\nfly = [\"x\"]\n")?;
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/mlp_overflow.onnx");
+    for (args, want) in [
+        (
+            vec!["inspect".into(), model.display().to_string(), "--keys".into(), bad_keys.display().to_string()],
+            "unknown command 'fly'",
+        ),
+        (vec!["inspect".into(), tmp.path().join("nope.onnx").display().to_string()], "no such model or session"),
+        (vec!["inspect".into(), model.display().to_string(), "--atol".into(), "abc".into()], "--atol"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_trtlens")).args(&args).output()?;
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr)?;
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    Ok(())
+}

@@ -115,6 +115,8 @@ fn empty_running_and_failed_states() {
         "reference + candidate failed (exit 2): error: runner tract: unsupported op".into(),
     )));
     insta::assert_snapshot!("state_failed", screen(&mut app, 80, 24));
+    app.update(Action::Cmd(Command::Help));
+    insta::assert_snapshot!("help_overlay_80x24", screen(&mut app, 80, 24));
 }
 
 #[test]
