@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use prost::Message;
 use trtlens::model::proto::{
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorShapeProto, TypeProto,
-    ValueInfoProto, data_type, tensor_shape_proto, type_proto,
+    GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    data_type, tensor_shape_proto, type_proto,
 };
 use trtlens::tensor::Tensor;
 
@@ -37,15 +37,7 @@ fn vi(name: &str, elem: i32, dims: &[Option<i64>]) -> ValueInfoProto {
     }
 }
 
-fn node(name: &str, op: &str, i: &[&str], o: &[&str]) -> NodeProto {
-    NodeProto {
-        name: Some(name.into()),
-        op_type: Some(op.into()),
-        input: i.iter().map(ToString::to_string).collect(),
-        output: o.iter().map(ToString::to_string).collect(),
-        ..Default::default()
-    }
-}
+use trtlens::samples::builder::node_proto as node;
 
 /// x[2,3] -> Mul(w) -> Relu -> y, with w an initializer (optionally external).
 fn model(op: &str, batch_dynamic: bool, external: Option<&str>) -> ModelProto {

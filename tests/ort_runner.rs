@@ -33,13 +33,7 @@ fn ort_available() -> bool {
 }
 
 fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
-    NodeProto {
-        name: Some(format!("{op}_{}", outputs.join("_"))),
-        op_type: Some(op.into()),
-        input: inputs.iter().map(ToString::to_string).collect(),
-        output: outputs.iter().map(ToString::to_string).collect(),
-        ..NodeProto::default()
-    }
+    trtlens::samples::builder::node_proto(&format!("{op}_{}", outputs.join("_")), op, inputs, outputs)
 }
 
 fn int_attr(name: &str, v: i64) -> AttributeProto {

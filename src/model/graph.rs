@@ -467,17 +467,9 @@ fn topo_order(nodes: &[Node], producer: &HashMap<&str, usize>) -> Result<Vec<usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::proto::{NodeProto, ValueInfoProto};
+    use crate::model::proto::ValueInfoProto;
 
-    fn node(name: &str, op: &str, i: &[&str], o: &[&str]) -> NodeProto {
-        NodeProto {
-            name: Some(name.into()),
-            op_type: Some(op.into()),
-            input: i.iter().map(ToString::to_string).collect(),
-            output: o.iter().map(ToString::to_string).collect(),
-            ..Default::default()
-        }
-    }
+    use crate::samples::builder::node_proto as node;
     fn vi(name: &str) -> ValueInfoProto {
         ValueInfoProto { name: Some(name.into()), ..Default::default() }
     }

@@ -88,6 +88,19 @@ impl Attr {
     }
 }
 
+/// A `NodeProto` named `name` of op type `op` with these inputs and outputs and no attributes
+/// (for graphs built by hand, including deliberately broken ones the builder would refuse).
+#[must_use]
+pub fn node_proto(name: &str, op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
+    NodeProto {
+        name: Some(name.to_string()),
+        op_type: Some(op.to_string()),
+        input: inputs.iter().map(ToString::to_string).collect(),
+        output: outputs.iter().map(ToString::to_string).collect(),
+        ..NodeProto::default()
+    }
+}
+
 /// A `ValueInfoProto` for a tensor of element type `dtype` and static shape `shape`.
 #[must_use]
 pub fn value_info(name: &str, dtype: i32, shape: &[i64]) -> ValueInfoProto {
@@ -230,13 +243,10 @@ impl GraphBuilder {
             self.value_index.insert(o.to_string(), self.values.len());
             self.values.push(value_info(o, dtype, shape));
         }
+        let names: Vec<&str> = outputs.iter().map(|o| o.0).collect();
         self.nodes.push(NodeProto {
-            input: inputs.iter().map(ToString::to_string).collect(),
-            output: outputs.iter().map(|o| o.0.to_string()).collect(),
-            name: Some(name.to_string()),
-            op_type: Some(op.to_string()),
             attribute: attrs.iter().map(|(n, a)| a.to_proto(n)).collect(),
-            ..NodeProto::default()
+            ..node_proto(name, op, inputs, &names)
         });
         outputs.first().map(|o| o.0.to_string()).unwrap_or_default()
     }
