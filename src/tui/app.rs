@@ -452,7 +452,8 @@ impl App {
             self.status = Some(format!("{} has no producing node", row.name));
             return;
         };
-        let msg = if whole_op { self.edits.toggle_op(&row.op) } else { self.edits.toggle_node(&node) };
+        let graph = self.ctx.graph.as_ref();
+        let msg = if whole_op { self.edits.toggle_op(&row.op, graph) } else { self.edits.toggle_node(&node, graph) };
         self.status = Some(msg);
         if self.sort.0 == Column::Precision {
             self.refresh_view(Some(&row.name));
@@ -586,7 +587,7 @@ impl App {
             self.status = Some("prediction: every reference tensor fits FP16; nothing to keep FP32".into());
             return;
         }
-        let msg = self.edits.add_predicted(nodes);
+        let msg = self.edits.add_predicted(nodes, Some(graph));
         self.rebuild();
         self.status = Some(msg);
     }
@@ -647,7 +648,7 @@ impl App {
         self.show_detail = ui["show_detail"].as_bool().unwrap_or(true);
         self.show_chart = ui["show_chart"].as_bool().unwrap_or(true);
         if let Some(p) = ui["pending"].as_str() {
-            self.edits.restore_pending(p);
+            self.edits.restore_pending(p, self.ctx.graph.as_ref());
         }
         let keep = ui["selected"].as_str().map(str::to_string);
         self.refresh_view(keep.as_deref());

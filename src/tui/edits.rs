@@ -8,10 +8,10 @@ use crate::compare::report::{Report, Status};
 use crate::model::graph::{Graph, Node};
 use crate::precision::{Override, Plan, Precision, Reason, Selector};
 
-/// Applied and effective plans over one graph.
+/// Applied and effective plans over one graph (the graph itself stays with the caller, which
+/// passes it to every method that resolves a plan).
 #[derive(Debug, Clone)]
 pub struct Edits {
-    graph: Option<Graph>,
     applied: Option<Plan>,
     effective: Option<Plan>,
     applied_res: HashMap<String, (Precision, Option<Reason>)>,
@@ -46,10 +46,8 @@ impl Edits {
     /// No pending edits. `plan` is what the candidate runs with (`None`: it takes no plan).
     #[must_use]
     pub fn new(plan: Option<Plan>, graph: Option<&Graph>) -> Edits {
-        let graph = graph.cloned();
-        let applied_res = resolve(plan.as_ref(), graph.as_ref());
+        let applied_res = resolve(plan.as_ref(), graph);
         Edits {
-            graph,
             effective: plan.clone(),
             effective_res: applied_res.clone(),
             applied: plan,
@@ -100,8 +98,8 @@ impl Edits {
         self.applied_res.get(node).map(|x| x.0)
     }
 
-    fn recompute(&mut self) {
-        self.effective_res = resolve(self.effective.as_ref(), self.graph.as_ref());
+    fn recompute(&mut self, graph: Option<&Graph>) {
+        self.effective_res = resolve(self.effective.as_ref(), graph);
         self.pending = self
             .effective_res
             .iter()
@@ -111,12 +109,12 @@ impl Edits {
     }
 
     /// Flip one node. Returns a status message.
-    pub fn toggle_node(&mut self, node: &str) -> String {
+    pub fn toggle_node(&mut self, node: &str, graph: Option<&Graph>) -> String {
         let Some(&(cur, _)) = self.effective_res.get(node) else { return format!("{node}: not in the plan") };
         let Some(plan) = self.effective.as_mut() else { return "the candidate takes no plan".into() };
         let to = flip(cur);
         plan.overrides.retain(|o| o.selector != Selector::Node(node.to_string()));
-        let without = resolve(Some(plan), self.graph.as_ref()).get(node).map(|x| x.0);
+        let without = resolve(Some(plan), graph).get(node).map(|x| x.0);
         if without != Some(to) {
             plan.overrides.push(Override {
                 selector: Selector::Node(node.to_string()),
@@ -125,13 +123,13 @@ impl Edits {
                 note: Some("set in trtlens inspect".into()),
             });
         }
-        self.recompute();
+        self.recompute(graph);
         format!("{node}: {} → {} ({} pending; r rebuilds)", short(cur), short(to), self.pending.len())
     }
 
     /// Flip every node of `op`: to FP32 if any of them is FP16, else to FP16.
-    pub fn toggle_op(&mut self, op: &str) -> String {
-        let Some(graph) = self.graph.as_ref() else { return "no graph".into() };
+    pub fn toggle_op(&mut self, op: &str, graph: Option<&Graph>) -> String {
+        let Some(graph) = graph else { return "no graph".into() };
         let nodes: Vec<String> = graph.nodes.iter().filter(|n| n.op_type == op).map(Node::display_name).collect();
         if nodes.is_empty() {
             return format!("no {op} nodes");
@@ -150,16 +148,16 @@ impl Edits {
             reason: Reason::User,
             note: Some("set in trtlens inspect".into()),
         });
-        self.recompute();
+        self.recompute(Some(graph));
         format!("every {op} ({} nodes) → {} ({} pending; r rebuilds)", nodes.len(), short(to), self.pending.len())
     }
 
     /// Keep `nodes` FP32 with reason `prediction`. Returns a status message.
-    pub fn add_predicted(&mut self, nodes: Vec<String>) -> String {
+    pub fn add_predicted(&mut self, nodes: Vec<String>, graph: Option<&Graph>) -> String {
         let Some(plan) = self.effective.as_mut() else { return "the candidate takes no plan".into() };
         let n = nodes.len();
         plan.overrides.extend(crate::precision::predict::overrides_for(nodes));
-        self.recompute();
+        self.recompute(graph);
         format!("prediction: keeping {n} nodes FP32 around tensors that do not fit FP16; rebuilding")
     }
 
@@ -177,10 +175,10 @@ impl Edits {
     }
 
     /// Restore pending edits saved by [`Edits::pending_toml`]; ignored when it does not parse.
-    pub fn restore_pending(&mut self, toml: &str) {
+    pub fn restore_pending(&mut self, toml: &str, graph: Option<&Graph>) {
         if let Ok(p) = Plan::from_toml(toml) {
             self.effective = Some(p);
-            self.recompute();
+            self.recompute(graph);
         }
     }
 }

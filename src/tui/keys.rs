@@ -187,6 +187,7 @@ impl KeyMap {
     pub fn from_toml(text: &str) -> Result<KeyMap> {
         let file: KeysFile = toml::from_str(text).map_err(|e| Error::usage(format!("key bindings: {e}")))?;
         let mut keys = KeyMap::default().keys;
+        let mut overridden: Vec<Command> = Vec::new();
         for (name, specs) in file.bindings {
             let Some((cmd, ..)) = COMMANDS.iter().find(|(_, n, ..)| *n == name) else {
                 let names: Vec<&str> = COMMANDS.iter().map(|(_, n, ..)| *n).collect();
@@ -196,17 +197,13 @@ impl KeyMap {
                 )));
             };
             let parsed = specs.iter().map(|s| Key::parse(s)).collect::<Result<Vec<_>>>()?;
+            overridden.push(*cmd);
             if let Some(slot) = keys.iter_mut().find(|(c, _)| c == cmd) {
                 slot.1 = parsed;
             }
         }
         // A key now bound by a rebound command is taken away from any default that had it.
         let mut seen: BTreeMap<Key, Command> = BTreeMap::new();
-        let overridden: Vec<Command> = toml::from_str::<KeysFile>(text)
-            .map(|f| {
-                f.bindings.keys().filter_map(|n| COMMANDS.iter().find(|(_, m, ..)| m == n).map(|(c, ..)| *c)).collect()
-            })
-            .unwrap_or_default();
         for (c, ks) in keys.iter().filter(|(c, _)| overridden.contains(c)) {
             for k in ks {
                 if let Some(other) = seen.insert(*k, *c) {

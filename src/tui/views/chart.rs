@@ -34,6 +34,11 @@ fn y(v: f64) -> f64 {
     }
 }
 
+/// One named, coloured series of points.
+fn series<'a>(name: &'a str, marker: Marker, kind: GraphType, color: Color, data: &'a [(f64, f64)]) -> Dataset<'a> {
+    Dataset::default().name(name).marker(marker).graph_type(kind).style(Style::default().fg(color)).data(data)
+}
+
 /// Draw the chart.
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let block = Block::default()
@@ -62,24 +67,9 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     }
     let xmax = points.iter().filter_map(|(r, _)| r.topo).max().unwrap_or(0).max(1) as f64;
     let mut datasets = vec![
-        Dataset::default()
-            .name("FP32")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Scatter)
-            .style(Style::default().fg(Color::White))
-            .data(&fp32),
-        Dataset::default()
-            .name("FP16")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Scatter)
-            .style(Style::default().fg(Color::Cyan))
-            .data(&fp16),
-        Dataset::default()
-            .name("NaN/inf")
-            .marker(Marker::Dot)
-            .graph_type(GraphType::Scatter)
-            .style(Style::default().fg(Color::Magenta))
-            .data(&bad),
+        series("FP32", Marker::Braille, GraphType::Scatter, Color::White, &fp32),
+        series("FP16", Marker::Braille, GraphType::Scatter, Color::Cyan, &fp16),
+        series("NaN/inf", Marker::Dot, GraphType::Scatter, Color::Magenta, &bad),
     ];
     let tol = match (app.chart_metric, app.report.as_ref()) {
         (ChartMetric::MaxAbs, Some(r)) if r.tolerance.atol > 0.0 => Some(y(r.tolerance.atol)),
@@ -87,24 +77,12 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     };
     let tol_line: Vec<(f64, f64)> = tol.map(|t| vec![(0.0, t), (xmax, t)]).unwrap_or_default();
     if !tol_line.is_empty() {
-        datasets.push(
-            Dataset::default()
-                .name("atol")
-                .graph_type(GraphType::Line)
-                .style(Style::default().fg(Color::Yellow))
-                .data(&tol_line),
-        );
+        datasets.push(series("atol", Marker::Dot, GraphType::Line, Color::Yellow, &tol_line));
     }
     let sel: Vec<(f64, f64)> =
         app.selected_row().and_then(|r| r.topo).map(|t| vec![(t as f64, FLOOR), (t as f64, CEIL)]).unwrap_or_default();
     if !sel.is_empty() {
-        datasets.push(
-            Dataset::default()
-                .name("selected")
-                .graph_type(GraphType::Line)
-                .style(Style::default().fg(Color::Red))
-                .data(&sel),
-        );
+        datasets.push(series("selected", Marker::Dot, GraphType::Line, Color::Red, &sel));
     }
     let chart = Chart::new(datasets)
         .block(block)
