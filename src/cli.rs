@@ -24,6 +24,9 @@ pub struct Cli {
     /// Print nothing but errors and results.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// On errors, also print the details (the backend's message chain, shapes, log tail).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 /// Subcommands.
@@ -390,9 +393,26 @@ pub fn main() -> ExitCode {
     match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {e}");
-            ExitCode::from(2)
+            report_error(&e, cli.verbose);
+            ExitCode::from(e.kind().exit_code())
         }
+    }
+}
+
+/// Print an error: one line, then its details with `-v` (or a hint that there are some).
+fn report_error(e: &Error, verbose: bool) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "error: {e}");
+    match e.details() {
+        Some(d) if verbose => {
+            for line in d.lines() {
+                let _ = writeln!(err, "  {line}");
+            }
+        }
+        Some(_) => {
+            let _ = writeln!(err, "  (run with -v for details)");
+        }
+        None => {}
     }
 }
 

@@ -347,7 +347,7 @@ fn non_tensor_and_string_values_are_not_captured() -> Result<()> {
 
 fn runner_error(e: &Error) -> String {
     match e {
-        Error::Runner { runner, msg } => {
+        Error::Runner { runner, msg, .. } => {
             assert_eq!(runner, "onnxruntime");
             assert!(!msg.contains('\n'), "multi-line message: {msg:?}");
             msg.clone()
