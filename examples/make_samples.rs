@@ -11,10 +11,24 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    const USAGE: &str = "usage: cargo run --example make_samples [-- OUT_DIR]   (default OUT_DIR: samples/)";
     let mut args = std::env::args_os().skip(1);
-    let out_dir = args.next().map_or_else(|| PathBuf::from("samples"), PathBuf::from);
+    let first = args.next();
+    if let Some(a) = &first
+        && a.to_string_lossy().starts_with('-')
+    {
+        // `--help` and any other flag: never taken for a directory name.
+        let help = matches!(a.to_str(), Some("-h" | "--help"));
+        if help {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("error: unknown flag {}\n{USAGE}", a.to_string_lossy());
+        return ExitCode::from(2);
+    }
+    let out_dir = first.map_or_else(|| PathBuf::from("samples"), PathBuf::from);
     if args.next().is_some() {
-        eprintln!("usage: make_samples [OUT_DIR]");
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
     }
     if let Err(e) = std::fs::create_dir_all(&out_dir) {

@@ -96,3 +96,39 @@ fn samples_dir_holds_exactly_the_samples_and_the_readme_lists_them() {
         assert!(readme.contains(s.file), "samples/README.md does not mention {}", s.file);
     }
 }
+
+/// The top of the repository has the fixed layout (a stray directory such as `--help/`, written by a
+/// tool that took a flag for a path, fails here).
+#[test]
+fn repository_root_has_the_fixed_layout() {
+    const ALLOWED: &[&str] = &[
+        ".ci",
+        ".git",
+        ".gitignore",
+        "Cargo.lock",
+        "Cargo.toml",
+        "README.md",
+        "benches",
+        "build.rs",
+        "docs",
+        "examples",
+        "plugins",
+        "runs",
+        "rustfmt.toml",
+        "samples",
+        "scripts",
+        "sessions",
+        "src",
+        "target",
+        "tests",
+        "trtlens.toml",
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let stray: Vec<String> = std::fs::read_dir(root)
+        .unwrap_or_else(|e| panic!("cannot list the repository root: {e}"))
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !ALLOWED.contains(&n.as_str()))
+        .collect();
+    assert!(stray.is_empty(), "unexpected entries at the repository root: {stray:?}");
+}
