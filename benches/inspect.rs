@@ -58,14 +58,17 @@ fn main() -> Res<()> {
     let graph = trtlens::model::Model::load(&model)?.graph;
     let tmp = tempfile::tempdir()?;
     let ctx = Context {
-        model: Some(model),
+        model: Some(model.clone()),
         model_sha256: String::new(),
         graph: Some(graph),
         reference: "tract".into(),
         candidate: "cpu-fp16".into(),
         candidate_takes_plan: true,
-        input_args: vec![],
-        compare_args: vec![],
+        request: trtlens::compare::CompareRequest::new(
+            Some(model.clone()),
+            trtlens::compare::source::SideSpec::Runner(trtlens::runner::RunnerKind::Tract),
+            trtlens::compare::source::SideSpec::Runner(trtlens::runner::RunnerKind::CpuFp16),
+        ),
         exe: "trtlens".into(),
         sessions_dir: tmp.path().join("sessions"),
         export_dir: tmp.path().to_path_buf(),

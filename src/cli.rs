@@ -42,6 +42,16 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Browse the per-layer diff in a terminal UI, toggle layers FP16/FP32, rebuild and re-compare.
     Inspect(InspectArgs),
+    /// Execute one job request and stream JSON events on stdout (used by trtlens itself; docs/worker.md).
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+/// `trtlens worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The job request (JSON, protocol trtlens.job/1), or `-` to read it from stdin.
+    pub request: PathBuf,
 }
 
 /// `trtlens inspect`.
@@ -90,52 +100,38 @@ pub struct InspectArgs {
 }
 
 impl InspectArgs {
-    /// The input flags of the first comparison (later ones reuse the stored reference run's inputs).
-    pub fn input_args(&self) -> Result<Vec<String>> {
-        self.inputs.options()?;
-        let mut out = vec!["--seed".to_string(), self.inputs.seed.to_string()];
-        for v in &self.inputs.val_range {
-            out.extend(["--val-range".into(), v.clone()]);
-        }
-        for v in &self.inputs.shape {
-            out.extend(["--shape".into(), v.clone()]);
-        }
-        if let Some(p) = &self.inputs.load_inputs {
-            out.extend(["--load-inputs".into(), absolute(p)]);
+    /// The session's comparison as a request: the first comparison runs it as is; rebuilds reuse
+    /// it with the stored reference run and the edited plan. `auto` picks the reference here.
+    pub fn request(&self) -> Result<crate::compare::CompareRequest> {
+        use crate::compare::source::SideSpec;
+        let ort =
+            RunnerOptions { ort_lib: self.ort_lib.as_ref().map(|p| absolute_path(p)), ..RunnerOptions::default() };
+        let reference = if self.reference == "auto" {
+            SideSpec::Runner(crate::runner::registry::auto_reference(&ort))
         } else {
-            out.extend(["--iterations".into(), self.inputs.iterations.to_string()]);
-        }
-        Ok(out)
-    }
-
-    /// The flags every comparison of the session repeats (tolerances, ORT library).
-    pub fn compare_args(&self) -> Result<Vec<String>> {
-        let tol = &self.tol;
-        let mut out = vec!["--rule".to_string(), tol.rule.clone()];
-        let fp16 = self.candidate == "cpu-fp16";
-        let default_tol = if fp16 { "1e-2" } else { "1e-5" };
-        for (flag, vals) in [("--atol", &tol.atol), ("--rtol", &tol.rtol)] {
-            crate::compare::parse_tolerance_values(flag, vals)?;
-            if !vals.iter().any(|v| !v.contains(':')) {
-                out.extend([flag.to_string(), default_tol.to_string()]);
-            }
-            for v in vals {
-                out.extend([flag.to_string(), v.clone()]);
-            }
-        }
-        if tol.inf_equal {
-            out.push("--inf-equal".into());
-        }
-        out.extend(["--top-k".into(), tol.top_k.to_string()]);
-        if let Some(p) = &self.ort_lib {
-            out.extend(["--ort-lib".into(), absolute(p)]);
-        }
-        Ok(out)
+            SideSpec::parse(&self.reference)?
+        };
+        let candidate = SideSpec::parse(&self.candidate)?;
+        let (tolerance, overrides) = self.tol.resolve(&candidate)?;
+        let mut inputs = self.inputs.options()?;
+        inputs.load = inputs.load.map(|p| absolute_path(&p));
+        Ok(crate::compare::CompareRequest {
+            model: Some(absolute_path(&self.target)),
+            reference,
+            candidate,
+            inputs,
+            runner_options: ort,
+            tolerance,
+            overrides,
+            top_k: self.tol.top_k,
+            save_runs: None,
+            keep_fp32_predicted: None,
+        })
     }
 }
 
-fn absolute(p: &std::path::Path) -> String {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string()
+fn absolute_path(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// Tolerance flags (shared by `compare` and `inspect`).
@@ -156,6 +152,41 @@ pub struct ToleranceArgs {
     /// Worst elements kept per tensor in the report.
     #[arg(long = "top-k", default_value_t = 5)]
     pub top_k: usize,
+}
+
+impl ToleranceArgs {
+    /// The tolerance and per-tensor overrides. What is not given comes from the candidate: its
+    /// registry entry's defaults (FP16-appropriate for a candidate that takes a plan), or, for a
+    /// saved trtlens run made with a plan, the FP16 defaults too.
+    pub fn resolve(
+        &self,
+        candidate: &crate::compare::source::SideSpec,
+    ) -> Result<(crate::compare::metrics::Tolerance, Vec<crate::compare::report::ToleranceOverride>)> {
+        use crate::compare::{self, metrics::Tolerance};
+        let (atol, atol_per) = compare::parse_tolerance_values("--atol", &self.atol)?;
+        let (rtol, rtol_per) = compare::parse_tolerance_values("--rtol", &self.rtol)?;
+        let (da, dr) = candidate_default_tolerance(candidate);
+        let tolerance = Tolerance {
+            rule: self.rule.parse().map_err(Error::usage)?,
+            atol: atol.unwrap_or(da),
+            rtol: rtol.unwrap_or(dr),
+            inf_equal: self.inf_equal,
+        };
+        Ok((tolerance, compare::merge_overrides(atol_per, rtol_per)))
+    }
+}
+
+/// Default (atol, rtol) for a candidate side.
+fn candidate_default_tolerance(candidate: &crate::compare::source::SideSpec) -> (f64, f64) {
+    use crate::compare::source::SideSpec;
+    use crate::runner::registry::{FP16_TOLERANCE, FP32_TOLERANCE};
+    match candidate {
+        SideSpec::Runner(k) => k.entry().default_tolerance,
+        SideSpec::Saved { path, .. } => {
+            let planned = crate::store::RunDir::open(path).is_ok_and(|r| r.manifest.runner.plan.is_some());
+            if planned { FP16_TOLERANCE } else { FP32_TOLERANCE }
+        }
+    }
 }
 
 /// `--keep-fp32-predicted [overflow|all]` as the library's mode.
@@ -418,6 +449,7 @@ fn report_error(e: &Error, verbose: bool) {
 
 fn dispatch(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
+        Command::Worker(a) => Ok(crate::job::worker::serve(&a.request)),
         Command::Info(a) => info(a),
         Command::Run(a) => run_cmd(a, cli.quiet),
         Command::Compare(a) => compare_cmd(a, cli.quiet),
@@ -453,17 +485,13 @@ fn inspect_cmd(a: &InspectArgs) -> Result<ExitCode> {
     }
     let launch = crate::tui::Launch {
         target: a.target.clone(),
-        reference: a.reference.clone(),
-        candidate: a.candidate.clone(),
         plan: a.plan.build()?.map(|(p, _)| p),
-        input_args: a.input_args()?,
-        compare_args: a.compare_args()?,
+        request: a.request()?,
         keep_fp32_predicted: predict_mode(a.keep_fp32_predicted.as_deref()),
         session_name: a.session.clone(),
         sessions_dir: a.sessions_dir.clone(),
         export_dir: a.export_dir.clone(),
         exe: None,
-        ort_lib: a.ort_lib.clone(),
     };
     if !std::io::stdout().is_terminal() {
         return Err(Error::usage("trtlens inspect needs a terminal (use trtlens compare for scripts)"));
@@ -509,16 +537,11 @@ fn run_cmd(a: &RunArgs, quiet: bool) -> Result<ExitCode> {
             return;
         }
         let _ = match p {
-            Progress::Loaded { nodes, tensors } => {
-                writeln!(err, "loaded {}: {nodes} nodes, {tensors} tensors to capture", a.model.display())
-            }
-            Progress::Iteration { done, total, seconds } => {
-                writeln!(err, "iteration {done}/{total} ran in {:.1} ms", seconds * 1e3)
-            }
-            Progress::Warning(w) => writeln!(err, "warning: {w}"),
+            Progress::Loaded { .. } => writeln!(err, "loaded {}: {p}", a.model.display()),
+            _ => writeln!(err, "{p}"),
         };
     };
-    let summary = run::run(&req, &mut progress)?;
+    let summary = run::run_placed(&req, &mut progress)?;
     let m = &summary.manifest;
     let _ = writeln!(
         std::io::stdout(),
@@ -538,55 +561,74 @@ fn use_color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
+/// The comparison of a `trtlens.session/1` file, which stored the sides and two argument vectors.
+pub fn legacy_session_request(
+    model: &std::path::Path,
+    reference: &str,
+    candidate: &str,
+    input_args: &[String],
+    compare_args: &[String],
+) -> Result<crate::compare::CompareRequest> {
+    let mut argv: Vec<std::ffi::OsString> = vec!["trtlens".into(), "compare".into(), model.into()];
+    argv.extend(["--reference".into(), reference.into(), "--candidate".into(), candidate.into()]);
+    argv.extend(input_args.iter().chain(compare_args).map(Into::into));
+    let cli =
+        Cli::try_parse_from(argv).map_err(|e| Error::usage(e.to_string().lines().next().unwrap_or("").to_string()))?;
+    match cli.command {
+        Command::Compare(a) => a.request(),
+        _ => Err(Error::usage("not a comparison")),
+    }
+}
+
+impl CompareArgs {
+    /// The comparison this command line asks for.
+    pub fn request(&self) -> Result<crate::compare::CompareRequest> {
+        use crate::compare::source::SideSpec;
+        let candidate = SideSpec::parse(&self.candidate)?;
+        let (tolerance, overrides) = self.tol.resolve(&candidate)?;
+        let plan = self.plan.build()?;
+        let plan_taker = matches!(candidate, SideSpec::Runner(k) if k.takes_plan());
+        if (plan.is_some() || self.keep_fp32_predicted.is_some()) && !plan_taker {
+            return Err(Error::usage(format!(
+                "a precision plan applies to a --candidate that takes one ({}); saved results already carry theirs",
+                crate::runner::registry::all()
+                    .iter()
+                    .filter(|e| e.takes_plan)
+                    .map(|e| e.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
+        Ok(crate::compare::CompareRequest {
+            model: self.model.clone(),
+            reference: SideSpec::parse(&self.reference)?,
+            candidate,
+            inputs: self.inputs.options()?,
+            runner_options: RunnerOptions { ort_lib: self.ort_lib.clone(), plan, plan_label },
+            tolerance,
+            overrides,
+            top_k: self.tol.top_k,
+            save_runs: self.save_runs.clone(),
+            keep_fp32_predicted: predict_mode(self.keep_fp32_predicted.as_deref()),
+        })
+    }
+}
+
 fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
-    use crate::compare::{self, CompareRequest, metrics::Tolerance, source::SideSpec, table};
-    let (atol, atol_per) = compare::parse_tolerance_values("--atol", &a.tol.atol)?;
-    let (rtol, rtol_per) = compare::parse_tolerance_values("--rtol", &a.tol.rtol)?;
-    let defaults = Tolerance::default();
-    let tolerance = Tolerance {
-        rule: a.tol.rule.parse().map_err(Error::usage)?,
-        atol: atol.unwrap_or(defaults.atol),
-        rtol: rtol.unwrap_or(defaults.rtol),
-        inf_equal: a.tol.inf_equal,
-    };
+    use crate::compare::{self, table};
     if let Some(p) = &a.report
         && p.is_dir()
     {
         return Err(Error::usage(format!("--report {}: is a directory; give a file name", p.display())));
     }
-    let candidate = SideSpec::parse(&a.candidate)?;
-    let plan = a.plan.build()?;
-    let plan_taker = matches!(candidate, SideSpec::Runner(k) if k.takes_plan());
-    if (plan.is_some() || a.keep_fp32_predicted.is_some()) && !plan_taker {
-        return Err(Error::usage(
-            "a precision plan applies to a --candidate that takes one (cpu-fp16); saved results already carry theirs",
-        ));
-    }
-    let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
-    let req = CompareRequest {
-        model: a.model.clone(),
-        reference: SideSpec::parse(&a.reference)?,
-        candidate,
-        inputs: a.inputs.options()?,
-        runner_options: RunnerOptions { ort_lib: a.ort_lib.clone(), plan, plan_label },
-        tolerance,
-        overrides: compare::merge_overrides(atol_per, rtol_per),
-        top_k: a.tol.top_k,
-        save_runs: a.save_runs.clone(),
-        keep_fp32_predicted: predict_mode(a.keep_fp32_predicted.as_deref()),
-    };
+    let req = a.request()?;
     let mut err = std::io::stderr();
     let mut progress = |side: &str, p: Progress| {
         if quiet && !matches!(p, Progress::Warning(_)) {
             return;
         }
-        let _ = match p {
-            Progress::Loaded { nodes, tensors } => writeln!(err, "{side}: {nodes} nodes, {tensors} tensors to capture"),
-            Progress::Iteration { done, total, seconds } => {
-                writeln!(err, "{side}: iteration {done}/{total} ran in {:.1} ms", seconds * 1e3)
-            }
-            Progress::Warning(w) => writeln!(err, "{side}: warning: {w}"),
-        };
+        let _ = writeln!(err, "{side}: {p}");
     };
     let report = compare::compare(&req, &mut progress)?;
     let json = report.to_json()?;

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod error;
 pub mod inputs;
 pub mod io;
+pub mod job;
 pub mod model;
 pub mod precision;
 pub mod run;

@@ -11,8 +11,9 @@ use crate::model::Model;
 use crate::runner::{self, NotCaptured, RunnerKind, RunnerOptions};
 use crate::store::{self, Manifest, ModelInfo, RunWriter, RunnerInfo, TensorEntry, Timings, ToolInfo};
 
-/// Progress events of a run.
-#[derive(Debug, Clone, PartialEq)]
+/// Progress events of a run (also sent, as they are, by a worker process).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "step", content = "data", rename_all = "snake_case")]
 pub enum Progress {
     /// The model is loaded.
     Loaded {
@@ -32,10 +33,32 @@ pub enum Progress {
     },
     /// Something worth telling (never fatal).
     Warning(String),
+    /// A step of a long preparation (`building engine`), with a fraction done when known.
+    Step {
+        /// What is happening (`building engine`).
+        phase: String,
+        /// One line for the user (`layer 12/95`, `12.5 s`).
+        message: String,
+        /// Fraction of the step done, 0..=1, when known.
+        fraction: Option<f64>,
+    },
+}
+
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Progress::Loaded { nodes, tensors } => write!(f, "{nodes} nodes, {tensors} tensors to capture"),
+            Progress::Iteration { done, total, seconds } => {
+                write!(f, "iteration {done}/{total} ran in {:.1} ms", seconds * 1e3)
+            }
+            Progress::Warning(w) => write!(f, "warning: {w}"),
+            Progress::Step { phase, message, .. } => write!(f, "{phase}: {message}"),
+        }
+    }
 }
 
 /// What `run` needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunRequest {
     /// The ONNX model.
     pub model: PathBuf,
@@ -79,7 +102,17 @@ pub fn excluded_list(model: &Model) -> Vec<NotCaptured> {
         .collect()
 }
 
-/// Execute a run and write its directory.
+/// Execute a run where its runner belongs ([`registry`](crate::runner::registry) placement):
+/// in this process, or in a `trtlens worker` child for runners that can take a process down. Inside
+/// a worker, always in this process.
+pub fn run_placed(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSummary> {
+    if req.runner.entry().placement == crate::runner::registry::Placement::Worker && !crate::job::in_worker() {
+        return crate::job::client::run_in_worker(req, progress);
+    }
+    run(req, progress)
+}
+
+/// Execute a run and write its directory (in this process).
 pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSummary> {
     let t0 = Instant::now();
     let model = Model::load(&req.model)?;

@@ -301,3 +301,46 @@ fn metrics_on_polygraphy_files_agree_with_numpy() -> TestResult {
     }
     Ok(())
 }
+
+/// One model load and one reference run serve several candidates (what a precision search does):
+/// the reference runs once, each candidate runs on exactly its inputs.
+#[test]
+fn one_reference_many_candidates() -> TestResult {
+    use trtlens::compare::Comparison;
+    use trtlens::compare::source::SideSpec;
+    use trtlens::precision::{Plan, Precision};
+    use trtlens::runner::{RunnerKind, RunnerOptions};
+    let tmp = tempfile::tempdir()?;
+    let mut req = common::compare_request(&sample("regression_overflow"));
+    req.save_runs = Some(tmp.path().join("runs"));
+    let mut loads: Vec<String> = Vec::new();
+    let mut progress = |side: &str, p: trtlens::run::Progress| {
+        if matches!(p, trtlens::run::Progress::Loaded { .. }) {
+            loads.push(side.to_string());
+        }
+    };
+    let mut c = Comparison::new(&req, &mut progress)?;
+    let fp16 = RunnerOptions { plan: Some(Plan::uniform(Precision::Fp16)), ..RunnerOptions::default() };
+    let fixed = RunnerOptions {
+        plan: Some(Plan::from_cli(Precision::Fp16, &["head/fc2/Gemm".to_string()], &[], &[])?),
+        ..RunnerOptions::default()
+    };
+    let cand = SideSpec::Runner(RunnerKind::CpuFp16);
+    let a = c.candidate(&cand, &fp16, None, &mut progress)?;
+    let b = c.candidate(&cand, &fixed, None, &mut progress)?;
+    let again = c.candidate(&cand, &fp16, None, &mut progress)?;
+    assert_eq!(a.verdict, "fail");
+    assert_eq!(b.verdict, "pass", "keeping the culprit FP32 passes");
+    assert_eq!(again.verdict, "fail");
+    assert_eq!(loads.iter().filter(|s| *s == "reference").count(), 1, "the reference ran once: {loads:?}");
+    assert_eq!(loads.iter().filter(|s| *s == "candidate").count(), 3);
+    assert_eq!(a.inputs, b.inputs, "every candidate ran on the reference's inputs");
+    let runs = tmp.path().join("runs");
+    for d in ["reference", "candidate", "candidate-2", "candidate-3"] {
+        assert!(runs.join(d).join("manifest.json").is_file(), "{d}");
+    }
+    // Tensors of each candidate compare against the same reference values.
+    let first = |r: &trtlens::compare::report::Report| r.tensors.first().map(|t| t.name.clone());
+    assert_eq!(first(&a), first(&b));
+    Ok(())
+}

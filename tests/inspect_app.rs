@@ -153,7 +153,7 @@ fn a_bad_target_is_a_clear_error() {
     let err = start(&launch(&missing, tmp.path()), &KeyMap::default()).expect_err("an error");
     assert!(err.to_string().contains("nope.onnx"), "{err}");
     let mut l = launch(&sample("mlp_overflow"), tmp.path());
-    l.candidate = "tract".into();
+    l.request.candidate = trtlens::compare::source::SideSpec::Runner(trtlens::runner::RunnerKind::Tract);
     l.plan = Some(trtlens::precision::Plan::uniform(trtlens::precision::Precision::Fp16));
     assert!(start(&l, &KeyMap::default()).is_err(), "a plan on a candidate that takes none");
 }
@@ -199,7 +199,7 @@ fn loaded_inputs_survive_rebuilds() -> TestResult {
         .status()?;
     assert!(st.success());
     let mut l = launch(&sample("regression_overflow"), tmp.path());
-    l.input_args = vec!["--load-inputs".into(), inputs.display().to_string()];
+    l.request.inputs.load = Some(inputs.clone());
     let mut app = start(&l, &KeyMap::default())?;
     wait(&mut app)?;
     let source = app.report.as_ref().and_then(|r| r.inputs.path.clone());
@@ -229,7 +229,8 @@ fn predicted_islands_are_applied_after_the_first_comparison() -> TestResult {
 #[test]
 fn auto_reference_falls_back_to_tract_without_onnxruntime() {
     let missing = Path::new("/nonexistent/libonnxruntime.so.1");
-    assert_eq!(trtlens::tui::auto_reference(Some(missing)), "tract");
+    let opts = trtlens::runner::RunnerOptions { ort_lib: Some(missing.to_path_buf()), ..Default::default() };
+    assert_eq!(trtlens::runner::registry::auto_reference(&opts), trtlens::runner::RunnerKind::Tract);
 }
 
 #[test]

@@ -32,8 +32,7 @@ fn bare(dir: &Path) -> App {
         reference: "tract".into(),
         candidate: "cpu-fp16".into(),
         candidate_takes_plan: true,
-        input_args: vec![],
-        compare_args: vec![],
+        request: common::compare_request(&sample("mlp_overflow")),
         exe: PathBuf::from("trtlens"),
         sessions_dir: dir.join("sessions"),
         export_dir: dir.to_path_buf(),
@@ -109,9 +108,9 @@ fn empty_running_and_failed_states() {
     let mut app = bare(tmp.path());
     insta::assert_snapshot!("state_empty", screen(&mut app, 80, 24));
     app.build = BuildState::Running { label: "reference + candidate".into(), progress: 0.4 };
-    app.update(Action::Job(trtlens::session::worker::JobEvent::Log("reference: 5 nodes, 5 tensors to capture".into())));
+    app.update(Action::Job(trtlens::tui::jobs::JobEvent::Log("reference: 5 nodes, 5 tensors to capture".into())));
     insta::assert_snapshot!("state_running", screen(&mut app, 80, 24));
-    app.update(Action::Job(trtlens::session::worker::JobEvent::Failed(
+    app.update(Action::Job(trtlens::tui::jobs::JobEvent::Failed(
         "reference + candidate failed (exit 2): error: runner tract: unsupported op".into(),
     )));
     insta::assert_snapshot!("state_failed", screen(&mut app, 80, 24));

@@ -30,7 +30,7 @@ use report::{
 use source::{Side, SideSpec};
 
 /// Everything `compare` needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CompareRequest {
     /// The model (optional when both sides are saved).
     pub model: Option<PathBuf>,
@@ -53,6 +53,31 @@ pub struct CompareRequest {
     /// Add plan overrides (reason `prediction`) keeping FP32 every node that reads or writes a tensor
     /// whose reference values FP16 cannot hold (needs a trtlens reference run and a model).
     pub keep_fp32_predicted: Option<crate::precision::predict::Predict>,
+}
+
+impl CompareRequest {
+    /// A comparison of `candidate` against `reference` with the defaults of the command line:
+    /// random inputs (seed 1, one iteration), the candidate's default tolerances (registry), top 5
+    /// elements, runs in a temporary folder.
+    #[must_use]
+    pub fn new(model: Option<PathBuf>, reference: SideSpec, candidate: SideSpec) -> CompareRequest {
+        let tolerance = match &candidate {
+            SideSpec::Runner(k) => k.entry().tolerance(),
+            SideSpec::Saved { .. } => Tolerance::default(),
+        };
+        CompareRequest {
+            model,
+            reference,
+            candidate,
+            inputs: InputOptions { seed: crate::inputs::DEFAULT_SEED, iterations: 1, ..InputOptions::default() },
+            runner_options: RunnerOptions::default(),
+            tolerance,
+            overrides: vec![],
+            top_k: 5,
+            save_runs: None,
+            keep_fp32_predicted: None,
+        }
+    }
 }
 
 /// A global value (if given) and per-tensor values.
@@ -109,134 +134,231 @@ struct Ready {
 
 /// Run the comparison. Progress goes to `progress` (runner sides report like `run`).
 pub fn compare(req: &CompareRequest, progress: &mut dyn FnMut(&str, Progress)) -> Result<Report> {
-    let model = req.model.as_deref().map(Model::load).transpose()?;
-    let both_saved = matches!(req.reference, SideSpec::Saved { .. }) && matches!(req.candidate, SideSpec::Saved { .. });
-    if model.is_none() && !both_saved {
-        return Err(Error::usage(
-            "a runner side needs the model: trtlens compare MODEL.onnx --reference ... --candidate ...",
-        ));
-    }
-    for name in req.overrides.iter().map(|o| &o.tensor) {
-        if let Some(m) = &model
-            && !m.graph.tensors.contains_key(name.as_str())
-        {
-            return Err(Error::usage(format!("tolerance override names '{name}', which is not a tensor of the model")));
-        }
-    }
+    let mut c = Comparison::new(req, progress)?;
+    c.candidate(&req.candidate, &req.runner_options, req.keep_fp32_predicted, progress)
+}
 
-    // Saved sides first: their inputs are the ones runner sides must use.
-    let mut reference = open_saved(&req.reference, "reference")?;
-    let mut candidate = open_saved(&req.candidate, "candidate")?;
-    if let Some(m) = &model {
-        for r in [&reference, &candidate].into_iter().flatten() {
-            if let Some(sha) = r.side.model_sha256()
-                && sha != m.sha256
+/// A comparison with its reference made ready once: the model loaded, the reference run (or
+/// opened) on the chosen inputs. Any number of candidates can then be compared against it
+/// ([`Comparison::candidate`]); each runner candidate runs on exactly the reference's inputs.
+pub struct Comparison {
+    req: CompareRequest,
+    model: Option<Model>,
+    reference: Ready,
+    /// The saved candidate of the request, opened early for its inputs (used by the first call).
+    saved_candidate: Option<Ready>,
+    /// Inputs for runner candidates (loaded from the reference run or the saved inputs).
+    inputs: InputOptions,
+    input_source: InputSource,
+    /// Runner candidates run so far (names their run directories when `save_runs` is set).
+    candidates_run: usize,
+}
+
+impl Comparison {
+    /// Load the model, open saved sides and run the reference. `req.candidate` matters here only when
+    /// it is saved (its inputs are the ones the reference must run on).
+    pub fn new(req: &CompareRequest, progress: &mut dyn FnMut(&str, Progress)) -> Result<Comparison> {
+        let model = req.model.as_deref().map(Model::load).transpose()?;
+        let both_saved =
+            matches!(req.reference, SideSpec::Saved { .. }) && matches!(req.candidate, SideSpec::Saved { .. });
+        if model.is_none() && !both_saved {
+            return Err(Error::usage(
+                "a runner side needs the model: trtlens compare MODEL.onnx --reference ... --candidate ...",
+            ));
+        }
+        for name in req.overrides.iter().map(|o| &o.tensor) {
+            if let Some(m) = &model
+                && !m.graph.tensors.contains_key(name.as_str())
             {
-                return Err(Error::store(
-                    r.side.path(),
-                    format!(
-                        "was made from another model (sha256 {}…, {} has {}…)",
-                        &sha[..12.min(sha.len())],
-                        m.path.display(),
-                        &m.sha256[..12]
-                    ),
-                ));
+                return Err(Error::usage(format!(
+                    "tolerance override names '{name}', which is not a tensor of the model"
+                )));
             }
         }
-    }
-    let saved_inputs = saved_inputs(reference.as_ref(), candidate.as_ref())?;
-    let mut inputs_opts = req.inputs.clone();
-    let mut input_source: Option<InputSource> = None;
-    if let Some((source, path)) = &saved_inputs {
-        if req.inputs.load.is_some() {
-            return Err(Error::usage("--load-inputs conflicts with a saved run that brings its own inputs"));
+
+        // Saved sides first: their inputs are the ones runner sides must use.
+        let reference = open_saved(&req.reference, "reference")?;
+        let candidate = open_saved(&req.candidate, "candidate")?;
+        if let Some(m) = &model {
+            for r in [&reference, &candidate].into_iter().flatten() {
+                check_same_model(m, r)?;
+            }
         }
-        inputs_opts.load = Some(path.clone());
-        input_source = Some(source.clone());
+        let saved_inputs = saved_inputs(reference.as_ref(), candidate.as_ref())?;
+        let mut inputs = req.inputs.clone();
+        let mut input_source: Option<InputSource> = None;
+        if let Some((source, path)) = &saved_inputs {
+            if req.inputs.load.is_some() {
+                return Err(Error::usage("--load-inputs conflicts with a saved run that brings its own inputs"));
+            }
+            inputs.load = Some(path.clone());
+            input_source = Some(source.clone());
+        }
+        let polygraphy_side =
+            [&reference, &candidate].into_iter().flatten().any(|r| matches!(r.side, Side::Polygraphy { .. }));
+        let runner_side = reference.is_none() || candidate.is_none();
+        if polygraphy_side && runner_side && saved_inputs.is_none() && req.inputs.load.is_none() {
+            return Err(Error::usage(
+                "Polygraphy results carry no inputs: pass the file written by polygraphy --save-inputs with --load-inputs, so both sides see the same data",
+            ));
+        }
+
+        let reference = match reference {
+            Some(r) => r,
+            None => {
+                let SideSpec::Runner(kind) = &req.reference else {
+                    return Err(Error::usage("--reference: expected a runner or saved:PATH"));
+                };
+                // A reference always runs the model as written, without a plan.
+                let opts = RunnerOptions { plan: None, plan_label: None, ..req.runner_options.clone() };
+                let ready = run_side(req, *kind, "reference", &inputs, opts, &mut |p| progress("reference", p))?;
+                if input_source.is_none()
+                    && let Side::Run(run) = &ready.side
+                {
+                    input_source = Some(run.manifest.inputs.clone());
+                    // Every runner candidate reuses exactly these inputs.
+                    inputs = InputOptions { load: Some(run.path.clone()), iterations: 1, ..inputs };
+                }
+                ready
+            }
+        };
+        let input_source = input_source.unwrap_or_else(|| InputSource {
+            kind: "unknown".into(),
+            path: None,
+            seed: None,
+            val_ranges: vec![],
+            shapes: std::collections::BTreeMap::new(),
+            iterations: reference.side.iterations(),
+        });
+        Ok(Comparison {
+            req: req.clone(),
+            model,
+            reference,
+            saved_candidate: candidate,
+            inputs,
+            input_source,
+            candidates_run: 0,
+        })
     }
 
-    let polygraphy_side =
-        [&reference, &candidate].into_iter().flatten().any(|r| matches!(r.side, Side::Polygraphy { .. }));
-    let runner_side = reference.is_none() || candidate.is_none();
-    if polygraphy_side && runner_side && saved_inputs.is_none() && req.inputs.load.is_none() {
-        return Err(Error::usage(
-            "Polygraphy results carry no inputs: pass the file written by polygraphy --save-inputs with --load-inputs, so both sides see the same data",
+    /// The model, when the comparison has one.
+    #[must_use]
+    pub fn model(&self) -> Option<&Model> {
+        self.model.as_ref()
+    }
+
+    /// The reference's run directory, when it is a trtlens run (runner or `saved:DIR`).
+    #[must_use]
+    pub fn reference_run(&self) -> Option<&std::path::Path> {
+        match &self.reference.side {
+            Side::Run(r) => Some(&r.path),
+            Side::Polygraphy { .. } => None,
+        }
+    }
+
+    /// Compare one candidate against the reference: run it (a runner, with `opts` and its plan) on
+    /// the reference's inputs, or open it (`saved:`), and build the report with the request's
+    /// tolerances. `predict` adds the FP32 islands the reference run predicts to the plan.
+    pub fn candidate(
+        &mut self,
+        spec: &SideSpec,
+        opts: &RunnerOptions,
+        predict: Option<crate::precision::predict::Predict>,
+        progress: &mut dyn FnMut(&str, Progress),
+    ) -> Result<Report> {
+        let candidate = match spec {
+            SideSpec::Saved { .. } => {
+                let ready = match self.saved_candidate.take() {
+                    Some(r) if self.req.candidate == *spec => r,
+                    _ => open_saved(spec, "candidate")?
+                        .ok_or_else(|| Error::usage("--candidate: expected saved:PATH"))?,
+                };
+                if let Some(m) = &self.model {
+                    check_same_model(m, &ready)?;
+                }
+                saved_inputs(Some(&self.reference), Some(&ready))?;
+                ready
+            }
+            SideSpec::Runner(kind) => {
+                let mut opts = opts.clone();
+                if let Some(what) = predict {
+                    predicted_islands(self.model.as_ref(), Some(&self.reference), what, &mut opts)?;
+                }
+                self.candidates_run += 1;
+                let which = if self.candidates_run == 1 {
+                    "candidate".to_string()
+                } else {
+                    format!("candidate-{}", self.candidates_run)
+                };
+                let inputs = self.inputs.clone();
+                let req = self.req.clone();
+                run_side(&req, *kind, &which, &inputs, opts, &mut |p| progress("candidate", p))?
+            }
+        };
+        build_report(&self.req, self.model.as_ref(), &self.reference, &candidate, self.input_source.clone())
+    }
+}
+
+/// A saved side made from another model than the one given is refused.
+fn check_same_model(model: &Model, ready: &Ready) -> Result<()> {
+    if let Some(sha) = ready.side.model_sha256()
+        && sha != model.sha256
+    {
+        return Err(Error::store(
+            ready.side.path(),
+            format!(
+                "was made from another model (sha256 {}…, {} has {}…)",
+                &sha[..12.min(sha.len())],
+                model.path.display(),
+                &model.sha256[..12]
+            ),
         ));
     }
+    Ok(())
+}
 
-    let mut pending = Vec::new();
-    if reference.is_none() {
-        pending.push("reference");
-    }
-    if candidate.is_none() {
-        pending.push("candidate");
-    }
-    for which in pending {
-        let spec = if which == "reference" { &req.reference } else { &req.candidate };
-        let SideSpec::Runner(kind) = spec else { continue };
-        let Some(model_path) = &req.model else { continue };
-        let (dir, tmp) = match &req.save_runs {
-            Some(d) => (d.join(which), None),
-            None => {
-                let t = tempfile::Builder::new().prefix("trtlens-compare-").tempdir().map_err(|e| {
-                    Error::store(std::env::temp_dir(), format!("cannot create a temporary run directory: {e}"))
-                })?;
-                (t.path().join(which), Some(t))
-            }
-        };
-        // The plan belongs to the candidate; a reference always runs without one.
-        let mut runner_options = req.runner_options.clone();
-        if which == "reference" {
-            runner_options.plan = None;
-            runner_options.plan_label = None;
-        } else if let Some(what) = req.keep_fp32_predicted {
-            predicted_islands(model.as_ref(), reference.as_ref(), what, &mut runner_options)?;
-        }
-        let run_req = RunRequest {
-            model: model_path.clone(),
-            runner: *kind,
-            inputs: inputs_opts.clone(),
-            runner_options,
-            save: dir.clone(),
-        };
-        let summary = run::run(&run_req, &mut |p| progress(which, p))?;
-        if input_source.is_none() {
-            input_source = Some(summary.manifest.inputs.clone());
-            // The second runner side reuses exactly these inputs.
-            inputs_opts.load = Some(summary.dir.clone());
-            inputs_opts.iterations = 1;
-        }
-        let side = Side::open(&summary.dir, None)?;
-        let (runner, version) = side.runner();
-        let ready = Ready {
-            report: SideReport {
-                spec: spec.describe(),
-                runner,
-                version,
-                path: if tmp.is_some() { None } else { Some(summary.dir.display().to_string()) },
-                precision_plan: side.plan(),
-            },
-            side,
-            _tmp: tmp,
-        };
-        if which == "reference" {
-            reference = Some(ready);
-        } else {
-            candidate = Some(ready);
-        }
-    }
-    let (Some(reference), Some(candidate)) = (reference, candidate) else {
-        return Err(Error::usage("both --reference and --candidate are needed"));
+/// Run a runner side into `save_runs/WHICH` (or a temporary directory) and open the run.
+fn run_side(
+    req: &CompareRequest,
+    kind: crate::runner::RunnerKind,
+    which: &str,
+    inputs: &InputOptions,
+    runner_options: RunnerOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Ready> {
+    let Some(model_path) = &req.model else {
+        return Err(Error::usage("a runner side needs the model"));
     };
-    let input_source = input_source.unwrap_or_else(|| InputSource {
-        kind: "unknown".into(),
-        path: None,
-        seed: None,
-        val_ranges: vec![],
-        shapes: std::collections::BTreeMap::new(),
-        iterations: reference.side.iterations(),
-    });
-    build_report(req, model.as_ref(), &reference, &candidate, input_source)
+    let (dir, tmp) = match &req.save_runs {
+        Some(d) => (d.join(which), None),
+        None => {
+            let t = tempfile::Builder::new().prefix("trtlens-compare-").tempdir().map_err(|e| {
+                Error::store(std::env::temp_dir(), format!("cannot create a temporary run directory: {e}"))
+            })?;
+            (t.path().join(which), Some(t))
+        }
+    };
+    let run_req = RunRequest {
+        model: model_path.clone(),
+        runner: kind,
+        inputs: inputs.clone(),
+        runner_options,
+        save: dir.clone(),
+    };
+    let summary = run::run_placed(&run_req, progress)?;
+    let side = Side::open(&summary.dir, None)?;
+    let (runner, version) = side.runner();
+    Ok(Ready {
+        report: SideReport {
+            spec: SideSpec::Runner(kind).describe(),
+            runner,
+            version,
+            path: if tmp.is_some() { None } else { Some(summary.dir.display().to_string()) },
+            precision_plan: side.plan(),
+        },
+        side,
+        _tmp: tmp,
+    })
 }
 
 /// Extend the candidate's plan with the FP32 islands the reference run predicts.

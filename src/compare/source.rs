@@ -39,9 +39,10 @@ impl SideSpec {
             };
             return Ok(SideSpec::Saved { path: PathBuf::from(path), runner });
         }
-        <RunnerKind as clap::ValueEnum>::from_str(s, true).map(SideSpec::Runner).map_err(|_| {
+        crate::runner::registry::lookup(s).map(|e| SideSpec::Runner(e.kind)).ok_or_else(|| {
             Error::usage(format!(
-                "unknown runner '{s}': use tract, onnxruntime, or saved:PATH (a trtlens run directory or a Polygraphy --save-outputs file)"
+                "unknown runner '{s}': use a runner ({}) or saved:PATH (a trtlens run directory or a Polygraphy --save-outputs file)",
+                crate::runner::registry::names()
             ))
         })
     }
@@ -54,6 +55,20 @@ impl SideSpec {
             SideSpec::Saved { path, runner: None } => format!("saved:{}", path.display()),
             SideSpec::Saved { path, runner: Some(r) } => format!("saved:{}#{r}", path.display()),
         }
+    }
+}
+
+/// A side is written as on the command line (`tract`, `saved:PATH#RUNNER`).
+impl serde::Serialize for SideSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.describe())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SideSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<SideSpec, D::Error> {
+        let text = String::deserialize(d)?;
+        SideSpec::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

@@ -70,7 +70,7 @@ pub fn parse_shape(s: &str) -> Result<(String, Vec<usize>)> {
 }
 
 /// Where inputs come from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InputOptions {
     /// Seed for random data.
     pub seed: u64,

@@ -151,6 +151,20 @@ pub struct Plan {
     pub overrides: Vec<Override>,
 }
 
+/// In JSON (worker requests, sessions) a plan is its TOML text: one format, one parser.
+impl Serialize for Plan {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_toml())
+    }
+}
+
+impl<'de> Deserialize<'de> for Plan {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Plan, D::Error> {
+        let text = String::deserialize(d)?;
+        Plan::from_toml(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The on-disk shape of a plan.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

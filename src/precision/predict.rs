@@ -13,7 +13,8 @@ use crate::compare::report::Report;
 use crate::model::graph::Graph;
 
 /// Which reference ranges count as "does not fit in FP16".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Predict {
     /// Values above 65504 only.
     Overflow,

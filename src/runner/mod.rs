@@ -5,6 +5,7 @@
 pub mod cpu_fp16;
 #[cfg(feature = "onnxruntime")]
 pub mod ort;
+pub mod registry;
 #[cfg(feature = "tract")]
 pub mod tract;
 
@@ -25,36 +26,67 @@ pub fn find<'a>(tensors: &'a Tensors, name: &str) -> Option<&'a Tensor> {
     tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
 }
 
-/// The runners that can be selected on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// The runners that can be selected on the command line. What each one is (names, aliases, plan,
+/// tolerances, placement, availability) lives in its [`registry`] entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub enum RunnerKind {
     /// tract-onnx, embedded: nothing to install.
+    #[serde(rename = "tract")]
     Tract,
     /// ONNX Runtime CPU, loaded at run time from libonnxruntime.so.
-    #[value(name = "onnxruntime", alias = "ort", alias = "onnxrt")]
+    #[serde(rename = "onnxruntime")]
     Onnxruntime,
     /// The precision plan's mixed FP16/FP32 graph on CPU with IEEE half storage (tract inside).
-    #[value(name = "cpu-fp16")]
     #[serde(rename = "cpu-fp16")]
     CpuFp16,
 }
 
 impl RunnerKind {
-    /// Name used in manifests and reports.
+    /// Every runner kind.
+    pub const ALL: [RunnerKind; 3] = [RunnerKind::Tract, RunnerKind::Onnxruntime, RunnerKind::CpuFp16];
+
+    /// Name used on the command line, in manifests and reports.
     #[must_use]
     pub fn name(self) -> &'static str {
-        match self {
-            RunnerKind::Tract => "tract",
-            RunnerKind::Onnxruntime => "onnxruntime",
-            RunnerKind::CpuFp16 => "cpu-fp16",
-        }
+        registry::entry(self).name
     }
 
     /// True when the runner applies a precision plan.
     #[must_use]
     pub fn takes_plan(self) -> bool {
-        matches!(self, RunnerKind::CpuFp16)
+        registry::entry(self).takes_plan
+    }
+
+    /// Its registry entry.
+    #[must_use]
+    pub fn entry(self) -> &'static registry::RunnerEntry {
+        registry::entry(self)
+    }
+}
+
+impl std::str::FromStr for RunnerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<RunnerKind> {
+        registry::lookup(s)
+            .map(|e| e.kind)
+            .ok_or_else(|| Error::usage(format!("unknown runner '{s}' (runners: {})", registry::names())))
+    }
+}
+
+impl std::fmt::Display for RunnerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl clap::ValueEnum for RunnerKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let e = registry::entry(*self);
+        Some(clap::builder::PossibleValue::new(e.name).aliases(e.aliases.iter().copied()).help(e.summary))
     }
 }
 
@@ -79,7 +111,7 @@ pub struct RunOutput {
 }
 
 /// Options shared by runner constructors.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct RunnerOptions {
     /// Explicit path to `libonnxruntime.so` (overrides discovery).
     pub ort_lib: Option<PathBuf>,
@@ -111,8 +143,9 @@ pub fn create(kind: RunnerKind, model: &Model, capture: &[String], opts: &Runner
         #[cfg(feature = "tract")]
         RunnerKind::CpuFp16 => Ok(Box::new(cpu_fp16::CpuFp16Runner::new(model, capture, opts)?)),
         #[allow(unreachable_patterns)]
-        other => {
-            Err(Error::runner(other.name(), "this build of trtlens was compiled without it (enable the cargo feature)"))
-        }
+        other => Err(Error::runner(
+            other.name(),
+            other.entry().availability(opts).err().unwrap_or_else(|| "not available in this build".into()),
+        )),
     }
 }

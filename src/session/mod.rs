@@ -17,8 +17,6 @@
 //! saving leaves the previous session intact. Run files are immutable once written, so they are
 //! hard-linked into the session when the file system allows it and copied otherwise.
 
-pub mod worker;
-
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -29,7 +27,9 @@ use crate::precision::Plan;
 use crate::store::ToolInfo;
 
 /// `schema` of `session.json`.
-pub const SESSION_SCHEMA: &str = "trtlens.session/1";
+pub const SESSION_SCHEMA: &str = "trtlens.session/2";
+/// The previous schema (sessions stored argument vectors instead of a request); still read.
+pub const SESSION_SCHEMA_V1: &str = "trtlens.session/1";
 /// The session description file.
 pub const SESSION_FILE: &str = "session.json";
 
@@ -68,11 +68,16 @@ pub struct SessionFile {
     pub reference: String,
     /// Candidate side (`cpu-fp16`, ...).
     pub candidate: String,
-    /// Input flags of the session's first comparison (`--seed 1`, `--load-inputs PATH`, ...); the
-    /// inputs themselves are in the reference run.
-    #[serde(default)]
+    /// The session's comparison as first run (the job request's comparison: sides, inputs,
+    /// tolerances, runner options; the plan lives in `plan`). Rebuilds reuse it with the stored
+    /// reference run. Absent only in `trtlens.session/1` files, which stored argument vectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<crate::compare::CompareRequest>,
+    /// `trtlens.session/1` only: input flags of the first comparison.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub input_args: Vec<String>,
-    /// Tolerance flags every comparison of the session uses (`--atol 1e-2`, ...).
+    /// `trtlens.session/1` only: tolerance flags of every comparison.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compare_args: Vec<String>,
     /// The plan file (relative), when the candidate takes a plan.
     pub plan: Option<String>,
@@ -83,6 +88,13 @@ pub struct SessionFile {
     /// UI state, owned by the inspector (opaque here).
     #[serde(default)]
     pub ui: serde_json::Value,
+}
+
+impl SessionFile {
+    /// The session's comparison request (always present once [`load`]ed).
+    pub fn request(&self) -> Result<&crate::compare::CompareRequest> {
+        self.request.as_ref().ok_or_else(|| Error::usage("the session has no comparison request"))
+    }
 }
 
 /// What [`save`] writes.
@@ -98,10 +110,8 @@ pub struct SaveRequest<'a> {
     pub reference: &'a str,
     /// Candidate side spec.
     pub candidate: &'a str,
-    /// Input flags of the first comparison.
-    pub input_args: &'a [String],
-    /// Shared compare flags.
-    pub compare_args: &'a [String],
+    /// The session's comparison (its plan is stored apart).
+    pub request: &'a crate::compare::CompareRequest,
     /// The applied plan.
     pub plan: Option<&'a Plan>,
     /// The current report.
@@ -221,8 +231,17 @@ pub fn save(sessions_dir: &Path, req: &SaveRequest<'_>) -> Result<PathBuf> {
             },
             reference: req.reference.into(),
             candidate: req.candidate.into(),
-            input_args: req.input_args.to_vec(),
-            compare_args: req.compare_args.to_vec(),
+            request: Some(crate::compare::CompareRequest {
+                runner_options: crate::runner::RunnerOptions {
+                    plan: None,
+                    plan_label: None,
+                    ..req.request.runner_options.clone()
+                },
+                save_runs: None,
+                ..req.request.clone()
+            }),
+            input_args: vec![],
+            compare_args: vec![],
             plan: req.plan.map(|_| "plan.toml".into()),
             report: "report.json".into(),
             runs: SessionRuns { reference: "runs/reference".into(), candidate: "runs/candidate".into() },
@@ -257,10 +276,29 @@ pub fn save(sessions_dir: &Path, req: &SaveRequest<'_>) -> Result<PathBuf> {
 pub fn load(dir: &Path) -> Result<Loaded> {
     let path = dir.join(SESSION_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, "cannot read the session", &e))?;
-    let file: SessionFile =
+    let mut file: SessionFile =
         serde_json::from_str(&text).map_err(|e| Error::store(&path, format!("not a trtlens session file: {e}")))?;
-    if file.schema != SESSION_SCHEMA {
-        return Err(Error::store(&path, format!("schema '{}' is not {SESSION_SCHEMA}", file.schema)));
+    match file.schema.as_str() {
+        SESSION_SCHEMA if file.request.is_some() => {}
+        SESSION_SCHEMA => return Err(Error::store(&path, "the session has no comparison request")),
+        SESSION_SCHEMA_V1 => {
+            let model = file.model.file.as_ref().map_or_else(|| PathBuf::from(&file.model.source), |f| dir.join(f));
+            let request = crate::cli::legacy_session_request(
+                &model,
+                &file.reference,
+                &file.candidate,
+                &file.input_args,
+                &file.compare_args,
+            )
+            .map_err(|e| Error::store(&path, format!("cannot read this {SESSION_SCHEMA_V1} session: {e}")))?;
+            file.request = Some(request);
+        }
+        other => {
+            return Err(Error::store(
+                &path,
+                format!("schema '{other}' is not {SESSION_SCHEMA} (nor {SESSION_SCHEMA_V1}); a newer trtlens wrote it"),
+            ));
+        }
     }
     let report_path = dir.join(&file.report);
     let report_text =

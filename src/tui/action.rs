@@ -2,7 +2,7 @@
 //! [`App::update`](super::app::App::update). Key bindings map keys to [`Command`]s (the bindable,
 //! data-free actions); the event loop adds the rest (text input, mouse, resize, job events).
 
-use crate::session::worker::JobEvent;
+use super::jobs::JobEvent;
 
 /// A bindable command. The names (`snake_case`) are the keys of the bindings config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

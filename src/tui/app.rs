@@ -1,6 +1,6 @@
 //! The inspector's state and its only mutator, [`App::update`]. Nothing here draws: views read an
 //! `&App`, and the event loop (or a test) feeds [`Action`]s in. Background comparisons run as
-//! child processes ([`crate::session::worker`]); their events come back as [`Action::Job`].
+//! `trtlens worker` processes ([`super::jobs`]); their events come back as [`Action::Job`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use super::action::{Action, Command};
 use super::edits::{Change, Edits};
+use super::jobs::{CompareJob, JobEvent};
 use super::rows::{self, Column, Filter, Row};
 use crate::compare::histogram::{ErrorHistogram, abs_error_histogram};
 use crate::compare::report::Report;
 use crate::model::graph::Graph;
 use crate::precision::Plan;
-use crate::session::worker::{Job, JobEvent, JobSpec};
 
 /// Tensors up to this many elements get their error histogram computed inline (a few ms at most);
 /// larger ones on a worker thread so a keypress never waits for them.
@@ -95,10 +95,9 @@ pub struct Context {
     pub candidate: String,
     /// True when the candidate takes a precision plan (per-layer toggles work).
     pub candidate_takes_plan: bool,
-    /// Input flags of the first comparison (rebuilds reuse the stored reference run's inputs).
-    pub input_args: Vec<String>,
-    /// Tolerance flags for every comparison.
-    pub compare_args: Vec<String>,
+    /// The session's comparison (sides, inputs, tolerances, runner options; without the plan, which
+    /// the edits own). The first comparison runs it; rebuilds reuse it with the stored reference run.
+    pub request: crate::compare::CompareRequest,
     /// The `trtlens` executable that runs jobs.
     pub exe: PathBuf,
     /// Where sessions are saved (`sessions/`).
@@ -176,7 +175,7 @@ pub struct App {
     pub work_guard: Option<tempfile::TempDir>,
     /// First table row drawn (kept by the table view so the selection scrolls smoothly).
     pub table_offset: std::cell::Cell<usize>,
-    job: Option<Job>,
+    job: Option<CompareJob>,
     jobs_started: usize,
     started: Option<Instant>,
 }
@@ -274,7 +273,7 @@ impl App {
                 self.histograms.insert(name, h);
             }
         }
-        let events = self.job.as_ref().map(Job::poll).unwrap_or_default();
+        let events = self.job.as_mut().map(CompareJob::poll).unwrap_or_default();
         for e in events {
             self.update(Action::Job(e));
         }
@@ -476,27 +475,22 @@ impl App {
         self.jobs_started += 1;
         let n = self.jobs_started;
         let runs_dir = self.ctx.work_dir.join(format!("job-{n:04}"));
-        let report = self.ctx.work_dir.join(format!("job-{n:04}.report.json"));
-        let mut args: Vec<std::ffi::OsString> = vec!["compare".into(), model.into_os_string()];
-        let (reference, sides, label) = match &self.runs {
-            Some((r, _)) => (format!("saved:{}", r.display()), 1, format!("rebuild {n}")),
-            None => (self.ctx.reference.clone(), 2, "reference + candidate".to_string()),
-        };
-        args.extend(["--reference".into(), reference.into(), "--candidate".into(), self.ctx.candidate.clone().into()]);
-        if self.runs.is_none() {
-            args.extend(self.ctx.input_args.iter().map(Into::into));
-        }
-        if let Some(plan) = self.edits.effective() {
-            let path = self.ctx.work_dir.join(format!("job-{n:04}.plan.toml"));
-            if let Err(e) = std::fs::write(&path, plan.to_toml()) {
-                self.status = Some(format!("cannot write {}: {e}", path.display()));
-                return;
+        let mut request = self.ctx.request.clone();
+        request.model = Some(model);
+        let label = match &self.runs {
+            Some((r, _)) => {
+                // The reference is never recomputed: rebuilds compare against the stored run, on its inputs.
+                request.reference = crate::compare::source::SideSpec::Saved { path: r.clone(), runner: None };
+                request.inputs = crate::inputs::InputOptions::default();
+                format!("rebuild {n}")
             }
-            args.extend(["--plan".into(), path.into_os_string()]);
-        }
-        args.extend(self.ctx.compare_args.iter().map(Into::into));
-        let spec = JobSpec { label: label.clone(), exe: self.ctx.exe.clone(), args, runs_dir, report, sides };
-        match Job::spawn(spec) {
+            None => "reference + candidate".to_string(),
+        };
+        request.runner_options.plan = self.edits.effective().cloned();
+        request.runner_options.plan_label =
+            request.runner_options.plan.as_ref().map(|_| format!("inspector plan ({label})"));
+        request.keep_fp32_predicted = None;
+        match CompareJob::spawn(&self.ctx.exe, &label, request, &runs_dir) {
             Ok(job) => {
                 self.job = Some(job);
                 self.started = Some(Instant::now());

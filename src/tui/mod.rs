@@ -3,13 +3,14 @@
 //! The split follows the usual core/UI separation: [`app::App`] holds owned state and changes
 //! only in [`app::App::update`]; [`views`] draw an `&App`; [`keys`] turns key events into
 //! [`action::Action`]s from a data table; comparisons run as child processes
-//! ([`crate::session::worker`]) whose events reach the app over a channel. Nothing outside this
+//! (`trtlens worker`, [`jobs`]) whose events reach the app over a channel. Nothing outside this
 //! module imports ratatui or crossterm.
 
 pub mod action;
 pub mod app;
 pub mod edits;
 pub mod export;
+pub mod jobs;
 pub mod keys;
 pub mod rows;
 pub mod views;
@@ -38,16 +39,11 @@ use crate::precision::Plan;
 pub struct Launch {
     /// A model (`.onnx`) or a session directory.
     pub target: PathBuf,
-    /// Reference side (`auto`: onnxruntime when its library is found, else tract).
-    pub reference: String,
-    /// Candidate side.
-    pub candidate: String,
+    /// The comparison (for a model target): sides, inputs, tolerances, runner options. Its plan and
+    /// `save_runs` are ignored (the plan is [`Launch::plan`]; jobs keep their runs in a scratch folder).
+    pub request: crate::compare::CompareRequest,
     /// The candidate's plan (for plan-taking candidates; `None` = all FP16).
     pub plan: Option<Plan>,
-    /// Input flags of the first comparison (`--seed`, `--load-inputs`, ...).
-    pub input_args: Vec<String>,
-    /// Tolerance flags passed to every comparison.
-    pub compare_args: Vec<String>,
     /// After the first comparison, keep the predicted FP32 islands and rebuild.
     pub keep_fp32_predicted: Option<crate::precision::predict::Predict>,
     /// Session name (default: the model's file stem, or the reopened session's name).
@@ -58,19 +54,6 @@ pub struct Launch {
     pub export_dir: PathBuf,
     /// The `trtlens` executable for jobs (default: this executable).
     pub exe: Option<PathBuf>,
-    /// `--ort-lib`, for the `auto` reference probe.
-    pub ort_lib: Option<PathBuf>,
-}
-
-/// Resolve `auto` to a reference runner available here.
-#[must_use]
-pub fn auto_reference(ort_lib: Option<&std::path::Path>) -> String {
-    #[cfg(feature = "onnxruntime")]
-    if crate::runner::ort::discover::candidates(ort_lib).is_ok() {
-        return "onnxruntime".into();
-    }
-    let _ = ort_lib;
-    "tract".into()
 }
 
 fn scratch() -> Result<tempfile::TempDir> {
@@ -93,8 +76,8 @@ pub fn start(launch: &Launch, keymap: &KeyMap) -> Result<App> {
     let mut app = if crate::session::is_session(&launch.target) {
         let s = crate::session::load(&launch.target)?;
         let model = s.model.as_deref().map(crate::model::Model::load).transpose()?;
-        let takes = crate::compare::source::SideSpec::parse(&s.file.candidate)
-            .is_ok_and(|c| matches!(c, crate::compare::source::SideSpec::Runner(k) if k.takes_plan()));
+        let request = s.file.request()?.clone();
+        let takes = matches!(request.candidate, crate::compare::source::SideSpec::Runner(k) if k.takes_plan());
         let ctx = Context {
             model: s.model.clone(),
             model_sha256: s.file.model.sha256.clone(),
@@ -102,8 +85,7 @@ pub fn start(launch: &Launch, keymap: &KeyMap) -> Result<App> {
             reference: s.file.reference.clone(),
             candidate: s.file.candidate.clone(),
             candidate_takes_plan: takes,
-            input_args: s.file.input_args.clone(),
-            compare_args: s.file.compare_args.clone(),
+            request,
             exe,
             sessions_dir: launch
                 .target
@@ -121,8 +103,12 @@ pub fn start(launch: &Launch, keymap: &KeyMap) -> Result<App> {
         app
     } else {
         let model = crate::model::Model::load(&launch.target)?;
-        let candidate = crate::compare::source::SideSpec::parse(&launch.candidate)?;
-        let takes = matches!(candidate, crate::compare::source::SideSpec::Runner(k) if k.takes_plan());
+        let mut request = launch.request.clone();
+        request.model = Some(std::path::absolute(&launch.target).unwrap_or_else(|_| launch.target.clone()));
+        request.runner_options.plan = None;
+        request.runner_options.plan_label = None;
+        request.save_runs = None;
+        let takes = matches!(request.candidate, crate::compare::source::SideSpec::Runner(k) if k.takes_plan());
         if launch.plan.is_some() && !takes {
             return Err(Error::usage("a precision plan applies to a --candidate that takes one (cpu-fp16)"));
         }
@@ -131,12 +117,6 @@ pub fn start(launch: &Launch, keymap: &KeyMap) -> Result<App> {
         if let Some(p) = &plan {
             p.resolve_nodes(&model.graph)?;
         }
-        let reference = if launch.reference == "auto" {
-            auto_reference(launch.ort_lib.as_deref())
-        } else {
-            launch.reference.clone()
-        };
-        crate::compare::source::SideSpec::parse(&reference)?;
         let stem = launch.target.file_stem().map_or_else(|| "session".into(), |s| s.to_string_lossy().into_owned());
         let session_name = launch.session_name.clone().unwrap_or(stem);
         crate::session::validate_name(&session_name)?;
@@ -144,11 +124,10 @@ pub fn start(launch: &Launch, keymap: &KeyMap) -> Result<App> {
             model: Some(launch.target.clone()),
             model_sha256: model.sha256.clone(),
             graph: Some(model.graph),
-            reference,
-            candidate: launch.candidate.clone(),
+            reference: request.reference.describe(),
+            candidate: request.candidate.describe(),
             candidate_takes_plan: takes,
-            input_args: launch.input_args.clone(),
-            compare_args: launch.compare_args.clone(),
+            request,
             exe,
             sessions_dir: launch.sessions_dir.clone(),
             export_dir: launch.export_dir.clone(),

@@ -44,18 +44,26 @@ pub fn sample(name: &str) -> PathBuf {
 pub fn inspect_launch(target: &Path, dir: &Path) -> trtlens::tui::Launch {
     trtlens::tui::Launch {
         target: target.to_path_buf(),
-        reference: "tract".into(),
-        candidate: "cpu-fp16".into(),
+        request: compare_request(target),
         plan: None,
-        input_args: vec![],
-        compare_args: ["--atol", "1e-2", "--rtol", "1e-2"].iter().map(|s| (*s).to_string()).collect(),
         keep_fp32_predicted: None,
         session_name: None,
         sessions_dir: dir.join("sessions"),
         export_dir: dir.to_path_buf(),
         exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_trtlens"))),
-        ort_lib: None,
     }
+}
+
+/// tract reference vs cpu-fp16 candidate on `model` at atol = rtol = 1e-2 (cpu-fp16's defaults),
+/// default random inputs.
+pub fn compare_request(model: &Path) -> trtlens::compare::CompareRequest {
+    use trtlens::compare::source::SideSpec;
+    use trtlens::runner::RunnerKind;
+    trtlens::compare::CompareRequest::new(
+        Some(model.to_path_buf()),
+        SideSpec::Runner(RunnerKind::Tract),
+        SideSpec::Runner(RunnerKind::CpuFp16),
+    )
 }
 
 /// Tick the app until its background job ends (an error after a minute, or when the job failed).
