@@ -552,8 +552,13 @@ fn regex(pattern: &str) -> regex::Regex {
 /// The message without the parts that differ from test to test (runner prefix, node ids and
 /// names, model paths).
 fn short_reason(m: &str) -> String {
-    let rules: [(&str, &str); 6] = [
+    let rules: [(&str, &str); 10] = [
         (r"^runner \w+: ", ""),
+        // tract: `cannot run node 'NAME' (Op): reason; inputs: shapes; try ...` → `Op: reason`.
+        (r"^cannot run node '[^']*' \((\w+)\): ", "$1: "),
+        (r"^cannot prepare the model: ", ""),
+        (r"; inputs: .*$", ""),
+        (r"; try .*$", ""),
         (r#"#\d+ "[^"]*" "#, ""),
         (r"cannot load model \S+ into ONNX Runtime: ", "cannot load model: "),
         (r"in output_facts invocation for [^:]*: ", ""),
@@ -584,7 +589,10 @@ fn needs_constant(m: &str) -> bool {
 
 /// The operator named by an "unsupported operator" error, if the message is one.
 fn unsupported_op(m: &str) -> Option<String> {
-    // tract: `Unimplemented(Foo)`.
+    // tract: `Foo: not implemented in tract` (or its own `Unimplemented(Foo)`).
+    if let Some(c) = regex(r"(\w+): not implemented in tract").captures(m) {
+        return Some(c[1].to_string());
+    }
     if let Some(rest) = m.split("Unimplemented(").nth(1) {
         return rest.split(')').next().map(str::to_string);
     }

@@ -226,7 +226,7 @@ const REAL_MODELS: &[RealModel] = &[
         file: "silero_vad_op18_ifless.onnx",
         shapes: &["input:[1,512]", "state:[2,1,128]"],
         val_ranges: &["input:[-1,1]", "sr:[16000,16000]"],
-        tract_fails: Some("symbolic batch inside If bodies does not unify with the concrete input shape"),
+        tract_fails: None,
     },
     RealModel {
         file: "silero_vad_openvino_16k.onnx",
