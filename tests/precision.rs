@@ -65,9 +65,14 @@ fn reload(dir: &Path, name: &str, bytes: &[u8]) -> Result<Model, Box<dyn std::er
     Ok(Model::load(&path)?)
 }
 
-/// Seeded random inputs (uniform `[0, 1)`), one iteration.
+/// Seeded random inputs (uniform `[0, 1)`), one iteration; samples with symbolic dims at their
+/// documented shape.
 fn random_inputs(model: &Model) -> Result<Tensors, trtlens::Error> {
-    let opts = InputOptions { seed: inputs::DEFAULT_SEED, iterations: 1, ..InputOptions::default() };
+    let stem = model.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let opts = match samples::find(&stem) {
+        Some(s) => s.input_options(inputs::DEFAULT_SEED),
+        None => InputOptions { seed: inputs::DEFAULT_SEED, iterations: 1, ..InputOptions::default() },
+    };
     let mut set = inputs::prepare(model, &opts)?;
     Ok(set.iterations.swap_remove(0))
 }
