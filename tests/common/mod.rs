@@ -73,3 +73,33 @@ pub fn wait_job(app: &mut trtlens::tui::app::App) -> Result<(), String> {
         _ => Ok(()),
     }
 }
+
+/// The inputs of an ONNX backend node test's `test_data_set_0`, paired with the model's data inputs
+/// by position, when every one is a tensor trtlens can hold with the declared element type.
+pub fn node_test_inputs(dir: &Path, model: &trtlens::model::Model) -> Option<trtlens::runner::Tensors> {
+    use prost::Message;
+    let set = dir.join("test_data_set_0");
+    let mut files: Vec<(usize, PathBuf)> = std::fs::read_dir(&set)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let i = name.strip_prefix("input_")?.strip_suffix(".pb")?.parse().ok()?;
+            Some((i, e.path()))
+        })
+        .collect();
+    files.sort();
+    if files.len() != model.graph.inputs.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for ((_, f), name) in files.iter().zip(&model.graph.inputs) {
+        let tp = trtlens::model::proto::TensorProto::decode(std::fs::read(f).ok()?.as_slice()).ok()?;
+        trtlens::tensor::DType::from_onnx(tp.data_type?)?;
+        if model.graph.tensor(name)?.ty.elem_type != tp.data_type {
+            return None;
+        }
+        out.push((name.clone(), trtlens::model::tensor_proto::to_tensor(&tp, Some(&set)).ok()?));
+    }
+    Some(out)
+}
