@@ -23,7 +23,7 @@
 //! Run with `cargo test --test conformance -- --nocapture` to see the report.
 
 mod common;
-use common::{in_ci, node_test_dir};
+use common::{conformance_allow_list as read_allow_list, in_ci, node_test_dir};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -499,16 +499,6 @@ fn run_jobs(jobs: &[Job], parallel: usize, timeout: Duration) -> Vec<JobResult> 
 
 fn allow_list_path(kind: RunnerKind) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("conformance").join(format!("{}.txt", kind.name()))
-}
-
-/// Test names of an allow-list (`# comments` and blank lines ignored; a missing file is empty).
-fn read_allow_list(kind: RunnerKind) -> BTreeSet<String> {
-    let text = std::fs::read_to_string(allow_list_path(kind)).unwrap_or_default();
-    text.lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// A short, stable category for a non-passing outcome, used to group the report and allow-lists.

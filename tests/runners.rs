@@ -435,17 +435,6 @@ fn cpu_fp16_captures_every_fp16_tensor_of_every_sample_as_stored() -> TestResult
     Ok(())
 }
 
-/// Tests tract fails in FP32 (its conformance allow-list).
-fn tract_fp32_failures() -> BTreeSet<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("conformance").join("tract.txt");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
-}
-
 /// How one node test went.
 enum NodeCase {
     /// Not a candidate: inputs that are not all float32, a test tract fails in FP32, nothing FP16.
@@ -464,7 +453,9 @@ fn node_case(dir: &Path, tract_fails: &BTreeSet<String>) -> NodeCase {
         return NodeCase::Skipped;
     }
     let Ok(model) = Model::load(&dir.join("model.onnx")) else { return NodeCase::Skipped };
-    let Some(feed) = common::node_test_inputs(dir, &model) else { return NodeCase::Skipped };
+    let Some(feed) = common::node_test_data(dir, &model, "input_", &model.graph.inputs) else {
+        return NodeCase::Skipped;
+    };
     if feed.iter().any(|(_, t)| t.dtype() != DType::Float32) {
         return NodeCase::Skipped;
     }
@@ -501,7 +492,7 @@ fn cpu_fp16_captures_every_fp16_tensor_of_the_node_tests_as_stored() -> TestResu
         .filter(|p| p.join("model.onnx").is_file())
         .collect();
     dirs.sort();
-    let tract_fails = tract_fp32_failures();
+    let tract_fails = common::conformance_allow_list(RunnerKind::Tract);
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let cases: Vec<(String, NodeCase)> = {

@@ -25,6 +25,12 @@ pub fn find<'a>(tensors: &'a Tensors, name: &str) -> Option<&'a Tensor> {
     tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
 }
 
+/// An error message on one line (runtimes' messages sometimes carry newlines and trailing blanks).
+#[must_use]
+pub fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The runners that can be selected on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -19,7 +19,7 @@
 //!   node and op tract failed on, the shapes of its inputs as tract inferred them, tract's reason, and
 //!   what to try; the details (`-v`) hold tract's whole error chain and the feed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,9 +37,9 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::graph::Dim;
 use crate::model::proto::{
-    GraphProto, ModelProto, TensorShapeProto, TypeProto, ValueInfoProto, tensor_shape_proto, type_proto,
+    GraphProto, ModelProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, tensor_shape_proto, type_proto,
 };
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Tensor, shape_string};
 
 /// The tract version this binary was built with.
 pub const VERSION: &str = env!("TRTLENS_TRACT_VERSION");
@@ -214,13 +214,13 @@ impl TractRunner {
         let reason = if chain.iter().any(|c| c.contains("Unimplemented(")) {
             "not implemented in tract".to_string()
         } else {
-            one_line(chain.last().map_or("", String::as_str), 300)
+            reason_text(chain.last().map_or("", String::as_str), 300)
         };
         let node = self.node_in(&full);
         let shape_of = |t: &str| -> String {
             facts
                 .and_then(|f| f.get(t).cloned())
-                .or_else(|| super::find(feed, t).map(|v| format!("{} {}", dims_text(v.shape()), v.dtype())))
+                .or_else(|| super::find(feed, t).map(|v| format!("{} {}", shape_string(v.shape()), v.dtype())))
                 .unwrap_or_else(|| "?".to_string())
         };
         let mut hint = Vec::new();
@@ -253,7 +253,7 @@ impl TractRunner {
         }
         let _ = writeln!(details, "fed:");
         for (name, t) in feed {
-            let _ = writeln!(details, "  {name}: {} {}", dims_text(t.shape()), t.dtype());
+            let _ = writeln!(details, "  {name}: {} {}", shape_string(t.shape()), t.dtype());
         }
         Error::runner_details(self.name, msg, details.trim_end())
     }
@@ -298,22 +298,15 @@ fn mention(text: &str, name: &str) -> Option<usize> {
     None
 }
 
-/// `s` on one line, at most `max` characters.
-fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let flat = flat.trim_end_matches('.').to_string();
+/// tract's reason on one line, without its final period, at most `max` characters.
+fn reason_text(s: &str, max: usize) -> String {
+    let flat = super::one_line(&s);
+    let flat = flat.trim_end_matches('.');
     if flat.chars().count() <= max {
-        return flat;
+        return flat.to_string();
     }
     let cut: String = flat.chars().take(max).collect();
     format!("{cut}…")
-}
-
-fn dims_text(shape: &[usize]) -> String {
-    if shape.is_empty() {
-        return "scalar".to_string();
-    }
-    shape.iter().map(ToString::to_string).collect::<Vec<_>>().join("x")
 }
 
 /// What tract knows about every named tensor: `1x16x?x? float32`, `? ?` when nothing.
@@ -338,28 +331,17 @@ fn facts_by_name(m: &InferenceModel, outlets: &HashMap<String, OutletId>) -> Has
 }
 
 /// Drop the symbolic dimensions (`dim_param`) a graph declares, keeping fixed sizes and element
-/// types; in bodies too. The main graph's inputs are left for [`pin_inputs`].
+/// types; in bodies too. The main graph's data inputs are left for [`pin_inputs`] (its inputs that
+/// are initializers are not fed: they are relaxed like the rest).
 fn relax_graph(g: &mut GraphProto, main: bool) {
-    let inputs: &mut [ValueInfoProto] = if main { &mut [] } else { &mut g.input };
-    for v in inputs.iter_mut().chain(g.output.iter_mut()).chain(g.value_info.iter_mut()) {
+    let init: HashSet<&str> =
+        if main { g.initializer.iter().map(TensorProto::tensor_name).collect() } else { HashSet::new() };
+    let inputs = g.input.iter_mut().filter(|v| !main || init.contains(v.value_name()));
+    for v in inputs.chain(g.output.iter_mut()).chain(g.value_info.iter_mut()) {
         if let Some(shape) = tensor_shape_mut(v) {
             for d in &mut shape.dim {
                 if matches!(d.value, Some(tensor_shape_proto::dimension::Value::DimParam(_))) {
                     d.value = None;
-                }
-            }
-        }
-    }
-    if main {
-        // Inputs that are initializers are not fed: their symbolic dims go too.
-        let init: std::collections::HashSet<String> =
-            g.initializer.iter().map(|t| t.tensor_name().to_string()).collect();
-        for v in g.input.iter_mut().filter(|v| init.contains(v.value_name())) {
-            if let Some(shape) = tensor_shape_mut(v) {
-                for d in &mut shape.dim {
-                    if matches!(d.value, Some(tensor_shape_proto::dimension::Value::DimParam(_))) {
-                        d.value = None;
-                    }
                 }
             }
         }
