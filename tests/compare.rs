@@ -90,7 +90,11 @@ fn onnxruntime_and_tract_agree_on_every_sample() -> TestResult {
     for s in trtlens::samples::all() {
         let path = root().join("samples").join(s.file);
         let path_s = path.to_string_lossy().to_string();
-        let report = compare_json(&[&path_s, "--reference", "onnxruntime", "--candidate", "tract"], 0)?;
+        let mut args =
+            vec![path_s.clone(), "--reference".into(), "onnxruntime".into(), "--candidate".into(), "tract".into()];
+        args.extend(s.shape_args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let report = compare_json(&args, 0)?;
         assert_eq!(report["verdict"], "pass", "{}", s.file);
         assert_eq!(report["unmatched"]["reference"].as_array().map(Vec::len), Some(0));
         assert_eq!(report["reference"]["runner"], "onnxruntime");

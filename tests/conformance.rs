@@ -23,7 +23,7 @@
 //! Run with `cargo test --test conformance -- --nocapture` to see the report.
 
 mod common;
-use common::{in_ci, node_test_dir};
+use common::{conformance_allow_list as read_allow_list, in_ci, node_test_dir};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -501,16 +501,6 @@ fn allow_list_path(kind: RunnerKind) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("conformance").join(format!("{}.txt", kind.name()))
 }
 
-/// Test names of an allow-list (`# comments` and blank lines ignored; a missing file is empty).
-fn read_allow_list(kind: RunnerKind) -> BTreeSet<String> {
-    let text = std::fs::read_to_string(allow_list_path(kind)).unwrap_or_default();
-    text.lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 /// A short, stable category for a non-passing outcome, used to group the report and allow-lists.
 fn category(o: &Outcome) -> String {
     let m = short_reason(o.message());
@@ -552,8 +542,13 @@ fn regex(pattern: &str) -> regex::Regex {
 /// The message without the parts that differ from test to test (runner prefix, node ids and
 /// names, model paths).
 fn short_reason(m: &str) -> String {
-    let rules: [(&str, &str); 6] = [
+    let rules: [(&str, &str); 10] = [
         (r"^runner \w+: ", ""),
+        // tract: `cannot run node 'NAME' (Op): reason; inputs: shapes; try ...` → `Op: reason`.
+        (r"^cannot run node '[^']*' \((\w+)\): ", "$1: "),
+        (r"^cannot prepare the model: ", ""),
+        (r"; inputs: .*$", ""),
+        (r"; try .*$", ""),
         (r#"#\d+ "[^"]*" "#, ""),
         (r"cannot load model \S+ into ONNX Runtime: ", "cannot load model: "),
         (r"in output_facts invocation for [^:]*: ", ""),
@@ -584,7 +579,10 @@ fn needs_constant(m: &str) -> bool {
 
 /// The operator named by an "unsupported operator" error, if the message is one.
 fn unsupported_op(m: &str) -> Option<String> {
-    // tract: `Unimplemented(Foo)`.
+    // tract: `Foo: not implemented in tract` (or its own `Unimplemented(Foo)`).
+    if let Some(c) = regex(r"(\w+): not implemented in tract").captures(m) {
+        return Some(c[1].to_string());
+    }
     if let Some(rest) = m.split("Unimplemented(").nth(1) {
         return rest.split(')').next().map(str::to_string);
     }

@@ -115,6 +115,28 @@ fn compare(what: &str, reference: &Tensors, other: &Tensors, tol: Tol) -> Result
     Ok(worst)
 }
 
+/// Seeded random inputs for a bundled sample (at its documented shape when its dims are symbolic).
+fn sample_inputs(path: &Path) -> InputOptions {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    trtlens::samples::find(&stem)
+        .map_or_else(|| InputOptions { seed: 1, iterations: 1, ..Default::default() }, |s| s.input_options(1))
+}
+
+/// Polygraphy's `--input-shapes` for a sample with symbolic dims (`images:[1,3,64,64]`).
+fn polygraphy_shapes(path: &Path) -> Vec<String> {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let shapes: Vec<String> = trtlens::samples::find(&stem)
+        .map(|s| {
+            s.shapes
+                .iter()
+                .filter_map(|v| trtlens::inputs::parse_shape(v).ok())
+                .map(|(n, d)| format!("{n}:[{}]", d.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")))
+                .collect()
+        })
+        .unwrap_or_default();
+    if shapes.is_empty() { shapes } else { std::iter::once("--input-shapes".to_string()).chain(shapes).collect() }
+}
+
 fn ort_available() -> bool {
     let Some(model) = samples().into_iter().next() else { return false };
     let Ok(m) = Model::load(&model) else { return false };
@@ -139,7 +161,7 @@ fn tract_matches_onnxruntime_on_every_sample() -> TestResult {
     }
     for path in samples {
         let model = Model::load(&path)?;
-        let inputs = trtlens::inputs::prepare(&model, &InputOptions { seed: 1, iterations: 1, ..Default::default() })?;
+        let inputs = trtlens::inputs::prepare(&model, &sample_inputs(&path))?;
         let feed = &inputs.iterations[0];
         let ort = run_with(RunnerKind::Onnxruntime, &model, feed)?;
         let tract = run_with(RunnerKind::Tract, &model, feed)?;
@@ -166,7 +188,7 @@ fn onnxruntime_runner_matches_polygraphy_capture() -> TestResult {
     let tmp = tempfile::tempdir()?;
     for path in samples() {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("m").to_string();
-        let (inputs_json, outputs_json) = polygraphy_capture(&poly, &path, &[], tmp.path())?;
+        let (inputs_json, outputs_json) = polygraphy_capture(&poly, &path, &polygraphy_shapes(&path), tmp.path())?;
         // Our two runners, fed Polygraphy's inputs through the CLI's path (--load-inputs JSON).
         let model = Model::load(&path)?;
         let captures = [
@@ -226,7 +248,7 @@ const REAL_MODELS: &[RealModel] = &[
         file: "silero_vad_op18_ifless.onnx",
         shapes: &["input:[1,512]", "state:[2,1,128]"],
         val_ranges: &["input:[-1,1]", "sr:[16000,16000]"],
-        tract_fails: Some("symbolic batch inside If bodies does not unify with the concrete input shape"),
+        tract_fails: None,
     },
     RealModel {
         file: "silero_vad_openvino_16k.onnx",

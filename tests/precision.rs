@@ -13,16 +13,14 @@
 //! Run with `cargo test --test precision -- --nocapture` to see the counts.
 
 mod common;
-use common::{in_ci, node_test_dir};
+use common::{conformance_allow_list, in_ci, node_test_data, node_test_dir};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use prost::Message;
 use trtlens::inputs::{self, InputOptions};
 use trtlens::model::Model;
-use trtlens::model::proto::{
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, attribute_type, data_type,
-};
+use trtlens::model::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, attribute_type, data_type};
 use trtlens::precision::{self, KeepReason, Plan, Precision, Reason, Selector};
 use trtlens::runner::{self, RunOutput, RunnerKind, RunnerOptions, Tensors};
 use trtlens::samples;
@@ -65,9 +63,14 @@ fn reload(dir: &Path, name: &str, bytes: &[u8]) -> Result<Model, Box<dyn std::er
     Ok(Model::load(&path)?)
 }
 
-/// Seeded random inputs (uniform `[0, 1)`), one iteration.
+/// Seeded random inputs (uniform `[0, 1)`), one iteration; samples with symbolic dims at their
+/// documented shape.
 fn random_inputs(model: &Model) -> Result<Tensors, trtlens::Error> {
-    let opts = InputOptions { seed: inputs::DEFAULT_SEED, iterations: 1, ..InputOptions::default() };
+    let stem = model.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let opts = match samples::find(&stem) {
+        Some(s) => s.input_options(inputs::DEFAULT_SEED),
+        None => InputOptions { seed: inputs::DEFAULT_SEED, iterations: 1, ..InputOptions::default() },
+    };
     let mut set = inputs::prepare(model, &opts)?;
     Ok(set.iterations.swap_remove(0))
 }
@@ -243,47 +246,6 @@ fn mlp_overflow_shows_inf_exactly_at_the_planted_layer() -> TestResult {
 // ONNX backend node tests
 // ---------------------------------------------------------------------------------------------
 
-/// Tests listed as known FP32 failures of a runner in `tests/conformance/<runner>.txt`.
-fn fp32_failures(kind: RunnerKind) -> BTreeSet<String> {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("conformance").join(format!("{}.txt", kind.name()));
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
-}
-
-/// The `input_*` or `output_*` tensors of data set 0 for `names`, when every one is a tensor
-/// trtlens can hold.
-fn node_test_data(dir: &Path, model: &Model, prefix: &str, names: &[String]) -> Option<Tensors> {
-    let set = dir.join("test_data_set_0");
-    let mut files: Vec<(usize, PathBuf)> = std::fs::read_dir(&set)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let i = name.strip_prefix(prefix)?.strip_suffix(".pb")?.parse().ok()?;
-            Some((i, e.path()))
-        })
-        .collect();
-    files.sort();
-    if files.len() != names.len() {
-        return None;
-    }
-    let mut out = Vec::new();
-    for ((_, f), name) in files.iter().zip(names) {
-        let tp = TensorProto::decode(std::fs::read(f).ok()?.as_slice()).ok()?;
-        DType::from_onnx(tp.data_type?)?;
-        if model.graph.tensor(name)?.ty.elem_type != tp.data_type {
-            return None;
-        }
-        out.push((name.clone(), trtlens::model::tensor_proto::to_tensor(&tp, Some(&set)).ok()?));
-    }
-    Some(out)
-}
-
 /// How one node test ended.
 #[derive(Debug, Clone)]
 enum NodeOutcome {
@@ -398,7 +360,7 @@ fn onnx_node_tests_convert_or_say_why() -> TestResult {
     let mut problems = Vec::new();
     let mut differ = Vec::new();
     let known: std::collections::HashMap<RunnerKind, BTreeSet<String>> =
-        kinds.iter().map(|&k| (k, fp32_failures(k))).collect();
+        kinds.iter().map(|&k| (k, conformance_allow_list(k))).collect();
     for (test, o) in &outcomes {
         let key = match o {
             NodeOutcome::NotLoadable => "not loadable by trtlens".to_string(),

@@ -132,3 +132,14 @@ fn repository_root_has_the_fixed_layout() {
         .collect();
     assert!(stray.is_empty(), "unexpected entries at the repository root: {stray:?}");
 }
+
+#[test]
+fn run_samples_script_gives_symbolic_samples_their_shape() {
+    let script = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join("run-samples"))
+        .unwrap_or_else(|e| panic!("cannot read scripts/run-samples: {e}"));
+    for s in samples::all().iter().filter(|s| !s.shapes.is_empty()) {
+        let args = s.shape_args().join(" ");
+        let line = format!("{}) shape=({args})", s.name);
+        assert!(script.contains(&line), "scripts/run-samples must run {} with `{args}` ({line})", s.name);
+    }
+}

@@ -63,7 +63,12 @@ impl CpuFp16Runner {
             .map(|c| (converted.report.tensors.get(c).map_or_else(|| c.clone(), |h| h.name.clone()), c.clone()))
             .collect();
         let inner_capture: Vec<String> = homes.iter().map(|(h, _)| h.clone()).collect();
-        let inner = TractRunner::new(&emulated_model, &inner_capture)?;
+        let inner = TractRunner::named(
+            &emulated_model,
+            &inner_capture,
+            "cpu-fp16",
+            "--candidate saved:PATH with TensorRT's own outputs",
+        );
         Ok(CpuFp16Runner { inner, homes, _dir: dir, emulated_path: path, report: converted.report })
     }
 }
@@ -78,10 +83,7 @@ impl Runner for CpuFp16Runner {
     }
 
     fn run(&mut self, inputs: &Tensors) -> Result<RunOutput> {
-        let mut out = self.inner.run(inputs).map_err(|e| match e {
-            Error::Runner { msg, .. } => err(msg),
-            other => other,
-        })?;
+        let mut out = self.inner.run(inputs)?;
         for (name, _) in &mut out.tensors {
             if let Some((_, original)) = self.homes.iter().find(|(h, _)| h == name) {
                 name.clone_from(original);

@@ -26,6 +26,12 @@ pub fn find<'a>(tensors: &'a Tensors, name: &str) -> Option<&'a Tensor> {
     tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
 }
 
+/// An error message on one line (runtimes' messages sometimes carry newlines and trailing blanks).
+#[must_use]
+pub fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The runners that can be selected on the command line. What each one is (names, aliases, plan,
 /// tolerances, placement, availability) lives in its [`registry`] entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]

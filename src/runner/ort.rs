@@ -34,14 +34,13 @@ use ::ort::session::builder::GraphOptimizationLevel;
 use ::ort::value::DynValue;
 use prost::Message;
 
-use super::{NotCaptured, RunOutput, Runner, RunnerOptions, Tensors};
+use super::{NotCaptured, RunOutput, Runner, RunnerOptions, Tensors, one_line};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::graph::TensorKind;
 use crate::model::proto::{GraphProto, ModelProto, ValueInfoProto};
 use crate::model::tensor_proto;
 use crate::tensor::Tensor;
-use convert::one_line;
 
 /// Runner name in messages, manifests and reports.
 const NAME: &str = "onnxruntime";

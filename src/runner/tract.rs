@@ -1,76 +1,387 @@
 //! The embedded reference runner: tract-onnx, nothing to install.
 //!
-//! Every tensor to capture is declared a model output (`select_outputs_by_name` on the ONNX output
-//! names) before tract types and optimises the graph, so intermediates survive optimisation and come
-//! back under their ONNX names. Plans are built per input signature (dtypes and shapes) and cached,
-//! so iterations with the same shapes reuse the plan.
+//! * **Shapes.** Plans are built per input signature (dtypes and shapes) and cached, so iterations
+//!   with the same shapes reuse a plan and iterations of another shape get their own. Before tract
+//!   analyses the model, every graph input is pinned to the concrete dtype and shape of the value fed
+//!   to it, and the symbolic dimensions (`dim_param`) declared anywhere else (graph outputs,
+//!   `value_info`, control-flow bodies) are dropped: an exporter's `batch` or
+//!   `floor(height/2 - 1/2) + 1` is a name, not a fact tract can unify with the concrete sizes
+//!   (tract would fail with "Impossible to unify Sym(batch) with Val(1)"). Fixed sizes and element
+//!   types stay. The rewrite uses this project's protobuf types ([`crate::model::proto`]); tract only
+//!   decodes the result.
+//! * **Captures.** Every tensor to capture is resolved to its tract outlet by its exact ONNX tensor
+//!   name (the name → outlet table tract's ONNX loader builds) and declared a model output before
+//!   tract types and optimises the graph, so intermediates survive optimisation. Names are never
+//!   looked up through tract's `select_outputs_by_name`, which reads `X:0` as "output 0 of node X": in
+//!   a tf2onnx model (tensor `X:0` written by node `X`) after the FP16 emulation rewrite, that is a
+//!   different tensor.
+//! * **Errors.** When tract cannot prepare or run the model, the one-line message names the ONNX
+//!   node and op tract failed on, the shapes of its inputs as tract inferred them, tract's reason, and
+//!   what to try; the details (`-v`) hold tract's whole error chain and the feed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use prost::Message;
 use tract_onnx::prelude::{
-    Datum, DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, IntoTValue, TValue, Tensor as TTensor,
-    TractResult, TypedModel, TypedRunnableModel, tvec,
+    Datum, DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, IntoRunnable, IntoTValue, OutletId,
+    TValue, Tensor as TTensor, TractError, TractResult, TypedModel, TypedRunnableModel, tvec,
 };
+use tract_onnx::tract_hir::infer::Factoid as _;
 
 use super::{NotCaptured, RunOutput, Runner, Tensors};
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::tensor::{DType, Tensor};
+use crate::model::graph::Dim;
+use crate::model::proto::{
+    GraphProto, ModelProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, tensor_shape_proto, type_proto,
+};
+use crate::tensor::{DType, Tensor, shape_string};
 
 /// The tract version this binary was built with.
 pub const VERSION: &str = env!("TRTLENS_TRACT_VERSION");
 
-type Plan = Arc<TypedRunnableModel>;
+/// The dtypes and shapes of one iteration's inputs, in the model's input order.
+type Signature = Vec<(DType, Vec<usize>)>;
+
+/// A plan for one input signature.
+struct Prepared {
+    plan: Arc<TypedRunnableModel>,
+    /// Input names in the order the plan takes them.
+    feed_order: Vec<String>,
+    /// For each requested tensor: its index among the plan's outputs, or why it is not captured.
+    slots: Vec<std::result::Result<usize, String>>,
+    /// What tract inferred for every ONNX tensor (`1x3x64x64 float32`), for error messages.
+    facts: HashMap<String, String>,
+}
+
+/// An ONNX node as tract names it, for mapping tract's messages back to the model.
+#[derive(Debug, Clone)]
+struct NodeLabel {
+    /// The node name tract uses (the ONNX name, or the first output's name when that is empty).
+    tract_name: String,
+    /// The name shown to users ([`crate::model::graph::Node::display_name`]).
+    display: String,
+    op: String,
+    inputs: Vec<String>,
+}
 
 /// tract-onnx runner.
 pub struct TractRunner {
-    path: PathBuf,
+    /// Runner name in messages (`tract`, or `cpu-fp16` when it runs the emulated model).
+    name: &'static str,
+    /// What to suggest besides `--shape` when tract cannot run a node (`{node}` stands for its name).
+    fallback: &'static str,
+    /// The model with symbolic dims outside the main graph's inputs dropped; inputs are pinned per
+    /// signature before each build.
+    proto: ModelProto,
+    /// The directory external data is resolved against.
+    base_dir: PathBuf,
     inputs: Vec<String>,
+    /// Data inputs with a dimension that is not fixed (`--shape` applies to them).
+    dynamic_inputs: Vec<String>,
+    nodes: Vec<NodeLabel>,
     capture: Vec<String>,
-    plans: HashMap<Vec<(DType, Vec<usize>)>, Plan>,
-}
-
-fn err(e: impl std::fmt::Display) -> Error {
-    Error::runner("tract", e.to_string())
-}
-
-fn tract_err(e: &tract_onnx::prelude::TractError) -> Error {
-    // `{:#}` prints the whole anyhow-style context chain on one line.
-    Error::runner("tract", format!("{e:#}"))
+    plans: HashMap<Signature, Prepared>,
 }
 
 impl TractRunner {
-    /// Prepare a runner for `model` capturing `capture`.
+    /// Prepare a runner for `model` capturing `capture` (ONNX tensor names).
     pub fn new(model: &Model, capture: &[String]) -> Result<TractRunner> {
-        Ok(TractRunner {
-            path: model.path.clone(),
-            inputs: model.graph.inputs.clone(),
-            capture: capture.to_vec(),
-            plans: HashMap::new(),
-        })
+        Ok(Self::named(model, capture, "tract", "--runner onnxruntime"))
     }
 
-    fn build(&self, inputs: &Tensors) -> TractResult<Plan> {
-        let mut m = tract_onnx::onnx().model_for_path(&self.path)?;
-        let outlets = m.input_outlets()?.to_vec();
-        for (ix, outlet) in outlets.iter().enumerate() {
-            let name = m.node(outlet.node).name.clone();
-            let Some((_, t)) = inputs.iter().find(|(n, _)| *n == name) else {
-                return Err(tract_onnx::prelude::TractError::msg(format!("no value for input '{name}'")));
-            };
-            if t.dtype() == DType::Bfloat16 {
-                return Err(tract_onnx::prelude::TractError::msg(format!(
-                    "input '{name}' is bfloat16, which tract does not support"
-                )));
-            }
-            m.set_input_fact(ix, InferenceFact::dt_shape(datum_type(t.dtype()), t.shape()))?;
+    /// A runner that reports errors as `name` and suggests `fallback` (besides `--shape`; `{node}`
+    /// stands for the failing node's name) when tract cannot run a node; `cpu-fp16` runs its emulated
+    /// model through this.
+    pub(crate) fn named(model: &Model, capture: &[String], name: &'static str, fallback: &'static str) -> TractRunner {
+        let mut proto = model.proto.clone();
+        if let Some(g) = proto.graph.as_mut() {
+            relax_graph(g, true);
         }
-        m.select_outputs_by_name(&self.capture)?;
-        let typed: TypedModel = m.into_optimized()?;
-        typed.into_runnable()
+        let dynamic_inputs = model
+            .graph
+            .inputs
+            .iter()
+            .filter(|i| {
+                model
+                    .graph
+                    .tensor(i)
+                    .and_then(|t| t.ty.shape.as_ref())
+                    .is_none_or(|dims| dims.iter().any(|d| !matches!(d, Dim::Fixed(v) if *v >= 0)))
+            })
+            .cloned()
+            .collect();
+        let nodes = model
+            .graph
+            .nodes
+            .iter()
+            .map(|n| NodeLabel {
+                tract_name: if n.name.is_empty() {
+                    n.outputs.first().cloned().unwrap_or_default()
+                } else {
+                    n.name.clone()
+                },
+                display: n.display_name(),
+                op: n.op_type.clone(),
+                inputs: n.inputs.iter().filter(|i| !i.is_empty()).cloned().collect(),
+            })
+            .collect();
+        TractRunner {
+            name,
+            fallback,
+            proto,
+            base_dir: model.base_dir(),
+            inputs: model.graph.inputs.clone(),
+            dynamic_inputs,
+            nodes,
+            capture: capture.to_vec(),
+            plans: HashMap::new(),
+        }
+    }
+
+    fn err(&self, msg: impl Into<String>) -> Error {
+        Error::runner(self.name, msg)
+    }
+
+    /// Pin the inputs to `inputs`, hand the model to tract and build a plan capturing every
+    /// requested tensor.
+    fn build(&mut self, inputs: &Tensors) -> Result<Prepared> {
+        for (name, t) in inputs {
+            if t.dtype() == DType::Bfloat16 && self.inputs.contains(name) {
+                return Err(self.err(format!("input '{name}' is bfloat16, which tract does not support")));
+            }
+        }
+        if let Some(g) = self.proto.graph.as_mut() {
+            pin_inputs(g, inputs);
+        }
+        let bytes = self.proto.encode_to_vec();
+        let dir = self.base_dir.to_str().ok_or_else(|| {
+            self.err(format!("the model directory {} is not valid UTF-8, which tract needs", self.base_dir.display()))
+        })?;
+        let onnx = tract_onnx::onnx();
+        let parsed = onnx
+            .proto_model_for_read(&mut bytes.as_slice())
+            .and_then(|pb| onnx.parse(&pb, Some(dir)))
+            .map_err(|e| self.failure(&e, None, inputs))?;
+        let mut m = parsed.model;
+        if !parsed.unresolved_inputs.is_empty() {
+            return Err(
+                self.err(format!("the model reads tensors nothing defines: {}", parsed.unresolved_inputs.join(", ")))
+            );
+        }
+        let input_outlets = m.input_outlets().map_err(|e| self.failure(&e, None, inputs))?.to_vec();
+        let mut feed_order = Vec::with_capacity(input_outlets.len());
+        for (ix, outlet) in input_outlets.iter().enumerate() {
+            let name = m.node(outlet.node).name.clone();
+            let t = super::find(inputs, &name).ok_or_else(|| self.err(format!("no value for input '{name}'")))?;
+            m.set_input_fact(ix, InferenceFact::dt_shape(datum_type(t.dtype()), t.shape()))
+                .map_err(|e| self.failure(&e, None, inputs))?;
+            feed_order.push(name);
+        }
+        // Every requested tensor by its exact ONNX name; each outlet once.
+        let mut outputs: Vec<OutletId> = Vec::new();
+        let mut slots = Vec::with_capacity(self.capture.len());
+        for name in &self.capture {
+            slots.push(match parsed.outlets_by_name.get(name) {
+                Some(o) => Ok(outputs.iter().position(|x| x == o).unwrap_or_else(|| {
+                    outputs.push(*o);
+                    outputs.len() - 1
+                })),
+                None => Err("not a tensor of the main graph".to_string()),
+            });
+        }
+        if !outputs.is_empty() {
+            m.select_output_outlets(&outputs).map_err(|e| self.failure(&e, None, inputs))?;
+        }
+        if let Err(e) = m.analyse(false) {
+            return Err(self.failure(&e, Some(&facts_by_name(&m, &parsed.outlets_by_name)), inputs));
+        }
+        let facts = facts_by_name(&m, &parsed.outlets_by_name);
+        let typed: TypedModel = m.into_optimized().map_err(|e| self.failure(&e, Some(&facts), inputs))?;
+        let plan = typed.into_runnable().map_err(|e| self.failure(&e, Some(&facts), inputs))?;
+        Ok(Prepared { plan, feed_order, slots, facts })
+    }
+
+    /// The error for a tract failure: the node and op tract names, the shapes of its inputs as tract
+    /// inferred them, tract's reason and what to try, with tract's whole chain as details.
+    fn failure(&self, e: &TractError, facts: Option<&HashMap<String, String>>, feed: &Tensors) -> Error {
+        let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+        let full = chain.join(": ");
+        let reason = if chain.iter().any(|c| c.contains("Unimplemented(")) {
+            "not implemented in tract".to_string()
+        } else {
+            reason_text(chain.last().map_or("", String::as_str), 300)
+        };
+        let node = self.node_in(&full);
+        let shape_of = |t: &str| -> String {
+            facts
+                .and_then(|f| f.get(t).cloned())
+                .or_else(|| super::find(feed, t).map(|v| format!("{} {}", shape_string(v.shape()), v.dtype())))
+                .unwrap_or_else(|| "?".to_string())
+        };
+        let mut hint = Vec::new();
+        if let Some(first) = self.dynamic_inputs.first() {
+            hint.push(format!("--shape {first}:DIMS with other sizes"));
+        }
+        hint.push(self.fallback.replace("{node}", node.map_or("NODE", |n| n.display.as_str())));
+        let msg = match node {
+            Some(n) => {
+                let shapes: Vec<String> = n.inputs.iter().map(|i| shape_of(i)).collect();
+                format!(
+                    "cannot run node '{}' ({}): {reason}; inputs: {}; try {}",
+                    n.display,
+                    n.op,
+                    if shapes.is_empty() { "none".to_string() } else { shapes.join(", ") },
+                    hint.join(" or ")
+                )
+            }
+            None => format!("cannot prepare the model: {reason}; try {}", hint.join(" or ")),
+        };
+        let mut details = String::from("tract's error chain:\n");
+        for c in &chain {
+            let _ = writeln!(details, "  {c}");
+        }
+        if let Some(n) = node {
+            let _ = writeln!(details, "node '{}' ({}), inputs as tract inferred them:", n.display, n.op);
+            for i in &n.inputs {
+                let _ = writeln!(details, "  {i}: {}", shape_of(i));
+            }
+        }
+        let _ = writeln!(details, "fed:");
+        for (name, t) in feed {
+            let _ = writeln!(details, "  {name}: {} {}", shape_string(t.shape()), t.dtype());
+        }
+        Error::runner_details(self.name, msg, details.trim_end())
+    }
+
+    /// The ONNX node tract's message is about: the node whose name appears first in it (as a whole
+    /// name, quoted or delimited), the longest name when several start at the same place.
+    fn node_in(&self, text: &str) -> Option<&NodeLabel> {
+        let mut best: Option<(usize, usize, &NodeLabel)> = None;
+        for n in self.nodes.iter().filter(|n| !n.tract_name.is_empty()) {
+            let Some(pos) = mention(text, &n.tract_name) else { continue };
+            let better = match best {
+                None => true,
+                Some((p, len, _)) => pos < p || (pos == p && n.tract_name.len() > len),
+            };
+            if better {
+                best = Some((pos, n.tract_name.len(), n));
+            }
+        }
+        best.map(|(_, _, n)| n)
+    }
+}
+
+/// The first position where `name` appears in `text` as a whole name: after a quote, a space or the
+/// start, and before a quote, a space, `.`, `:`, `,`, `#` or the end (tract writes node names as
+/// `"name"`, and names derived from them as `name.suffix`).
+fn mention(text: &str, name: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(found) = text[from..].find(name) {
+        let pos = from + found;
+        let before = text[..pos].chars().next_back();
+        let after = text[pos + name.len()..].chars().next();
+        let start_ok = before.is_none_or(|c| c == '"' || c == ' ');
+        let end_ok = after.is_none_or(|c| matches!(c, '"' | ' ' | '.' | ':' | ',' | '#'));
+        if start_ok && end_ok {
+            return Some(pos);
+        }
+        from = pos + name.len().max(1);
+        if from >= text.len() {
+            break;
+        }
+    }
+    None
+}
+
+/// tract's reason on one line, without its final period, at most `max` characters.
+fn reason_text(s: &str, max: usize) -> String {
+    let flat = super::one_line(&s);
+    let flat = flat.trim_end_matches('.');
+    if flat.chars().count() <= max {
+        return flat.to_string();
+    }
+    let cut: String = flat.chars().take(max).collect();
+    format!("{cut}…")
+}
+
+/// What tract knows about every named tensor: `1x16x?x? float32`, `? ?` when nothing.
+fn facts_by_name(m: &InferenceModel, outlets: &HashMap<String, OutletId>) -> HashMap<String, String> {
+    outlets
+        .iter()
+        .filter_map(|(name, o)| {
+            let f = m.outlet_fact(*o).ok()?;
+            let dims: Vec<String> = f.shape.dims().map(ToString::to_string).collect();
+            let shape = match (dims.is_empty(), f.shape.is_open()) {
+                (true, true) => "?".to_string(),
+                (true, false) => "scalar".to_string(),
+                (false, open) => dims.join("x") + if open { "x…" } else { "" },
+            };
+            let dt = f.datum_type.concretize().map_or_else(
+                || "?".to_string(),
+                |d| from_dtype(d).map_or_else(|| format!("{d:?}"), |d| d.name().to_string()),
+            );
+            Some((name.clone(), format!("{shape} {dt}")))
+        })
+        .collect()
+}
+
+/// Drop the symbolic dimensions (`dim_param`) a graph declares, keeping fixed sizes and element
+/// types; in bodies too. The main graph's data inputs are left for [`pin_inputs`] (its inputs that
+/// are initializers are not fed: they are relaxed like the rest).
+fn relax_graph(g: &mut GraphProto, main: bool) {
+    let init: HashSet<&str> =
+        if main { g.initializer.iter().map(TensorProto::tensor_name).collect() } else { HashSet::new() };
+    let inputs = g.input.iter_mut().filter(|v| !main || init.contains(v.value_name()));
+    for v in inputs.chain(g.output.iter_mut()).chain(g.value_info.iter_mut()) {
+        if let Some(shape) = tensor_shape_mut(v) {
+            for d in &mut shape.dim {
+                if matches!(d.value, Some(tensor_shape_proto::dimension::Value::DimParam(_))) {
+                    d.value = None;
+                }
+            }
+        }
+    }
+    for n in &mut g.node {
+        for a in &mut n.attribute {
+            for body in a.g.iter_mut().chain(a.graphs.iter_mut()) {
+                relax_graph(body, false);
+            }
+        }
+    }
+}
+
+fn tensor_shape_mut(v: &mut ValueInfoProto) -> Option<&mut TensorShapeProto> {
+    match v.r#type.as_mut()?.value.as_mut()? {
+        type_proto::Value::TensorType(t) => t.shape.as_mut(),
+        _ => None,
+    }
+}
+
+/// Declare each fed graph input with the dtype and shape of its value.
+fn pin_inputs(g: &mut GraphProto, feed: &Tensors) {
+    for v in &mut g.input {
+        let Some(t) = super::find(feed, v.value_name()) else { continue };
+        let dim = t
+            .shape()
+            .iter()
+            .map(|&d| tensor_shape_proto::Dimension {
+                value: Some(tensor_shape_proto::dimension::Value::DimValue(d as i64)),
+                denotation: None,
+            })
+            .collect();
+        let denotation = v.r#type.as_ref().and_then(|t| t.denotation.clone());
+        v.r#type = Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(t.dtype().onnx()),
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            denotation,
+        });
     }
 }
 
@@ -142,7 +453,7 @@ fn from_tract(t: &TTensor) -> std::result::Result<Tensor, String> {
 
 impl Runner for TractRunner {
     fn name(&self) -> &'static str {
-        "tract"
+        self.name
     }
 
     fn version(&self) -> String {
@@ -150,37 +461,80 @@ impl Runner for TractRunner {
     }
 
     fn run(&mut self, inputs: &Tensors) -> Result<RunOutput> {
-        let sig: Vec<(DType, Vec<usize>)> = self
+        let sig: Signature = self
             .inputs
             .iter()
             .map(|n| super::find(inputs, n).map(|t| (t.dtype(), t.shape().to_vec())))
             .collect::<Option<_>>()
-            .ok_or_else(|| err("an input of the model has no value"))?;
+            .ok_or_else(|| self.err("an input of the model has no value"))?;
         if !self.plans.contains_key(&sig) {
-            let plan = self.build(inputs).map_err(|e| tract_err(&e))?;
-            self.plans.insert(sig.clone(), plan);
+            let prepared = self.build(inputs)?;
+            self.plans.insert(sig.clone(), prepared);
         }
-        let plan = &self.plans[&sig];
-        let plan_inputs: Vec<String> = {
-            let m = plan.model();
-            m.input_outlets().map_err(|e| tract_err(&e))?.iter().map(|o| m.node(o.node).name.clone()).collect()
-        };
+        let Some(p) = self.plans.get(&sig) else { return Err(self.err("no plan for these input shapes")) };
         let mut feed = tvec![];
-        for name in &plan_inputs {
-            let t = super::find(inputs, name).ok_or_else(|| err(format!("no value for input '{name}'")))?;
-            let tt: TValue = to_tract(t).map_err(|e| tract_err(&e))?.into_tvalue();
+        for name in &p.feed_order {
+            let t = super::find(inputs, name).ok_or_else(|| self.err(format!("no value for input '{name}'")))?;
+            let tt: TValue = to_tract(t).map_err(|e| self.failure(&e, Some(&p.facts), inputs))?.into_tvalue();
             feed.push(tt);
         }
         let start = Instant::now();
-        let outputs = plan.run(feed).map_err(|e| tract_err(&e))?;
+        let outputs = p.plan.run(feed).map_err(|e| self.failure(&e, Some(&p.facts), inputs))?;
         let seconds = start.elapsed().as_secs_f64();
         let mut out = RunOutput { seconds, ..RunOutput::default() };
-        for (name, value) in self.capture.iter().zip(outputs.iter()) {
-            match from_tract(value) {
+        for (name, slot) in self.capture.iter().zip(&p.slots) {
+            let value = match slot {
+                Ok(ix) => outputs
+                    .get(*ix)
+                    .ok_or_else(|| "tract returned fewer outputs than requested".to_string())
+                    .and_then(|v| from_tract(v)),
+                Err(reason) => Err(reason.clone()),
+            };
+            match value {
                 Ok(t) => out.tensors.push((name.clone(), t)),
                 Err(reason) => out.not_captured.push(NotCaptured { name: name.clone(), reason }),
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_are_whole_names() {
+        let text = "Failed analyse for node #7 \"/model.0/conv/Conv\" ConvHir: Impossible";
+        assert_eq!(mention(text, "/model.0/conv/Conv"), text.find('/'));
+        assert_eq!(mention(text, "/model.0/conv"), None, "a prefix of a name is not a mention");
+        assert_eq!(mention("Wiring node \"a.b.1\", x", "a.b"), Some(13));
+        assert_eq!(mention("in output_facts invocation for mul: Mul", "mul"), Some(31));
+        assert_eq!(mention("ab a", "a"), Some(3));
+        assert_eq!(mention("", "a"), None);
+    }
+
+    #[test]
+    fn symbolic_dims_are_dropped_outside_the_pinned_inputs() {
+        use crate::samples::builder::{Dim as D, value_info_dims};
+        use tensor_shape_proto::dimension::Value::{DimParam, DimValue};
+        let f = crate::model::proto::data_type::FLOAT;
+        let mut g = GraphProto {
+            input: vec![value_info_dims("x", f, &[D::Param("batch"), D::Fixed(3)])],
+            output: vec![value_info_dims("y", f, &[D::Param("batch"), D::Fixed(3)])],
+            value_info: vec![value_info_dims("h", f, &[D::Param("batch"), D::Param("n")])],
+            ..GraphProto::default()
+        };
+        relax_graph(&mut g, true);
+        let dims = |v: &ValueInfoProto| -> Vec<Option<tensor_shape_proto::dimension::Value>> {
+            let mut v = v.clone();
+            tensor_shape_mut(&mut v).map(|s| s.dim.iter().map(|d| d.value.clone()).collect()).unwrap_or_default()
+        };
+        assert_eq!(dims(&g.input[0]), [Some(DimParam("batch".into())), Some(DimValue(3))], "inputs wait for the feed");
+        assert_eq!(dims(&g.output[0]), [None, Some(DimValue(3))]);
+        assert_eq!(dims(&g.value_info[0]), [None, None]);
+        let feed = vec![("x".to_string(), Tensor::from_f32(&[2, 3], &[0.0; 6]).expect("tensor"))];
+        pin_inputs(&mut g, &feed);
+        assert_eq!(dims(&g.input[0]), [Some(DimValue(2)), Some(DimValue(3))]);
     }
 }

@@ -1,7 +1,7 @@
 //! A small ONNX graph builder over the `prost` types of [`crate::model::proto`].
 //!
-//! It is made for the hand-written sample models: static shapes, named nodes, and a declared type
-//! (`value_info`) for every tensor a node produces, because `TensorRT`'s parser and trtlens' own reports
+//! It is made for the hand-written sample models: static or symbolic shapes (see [`Dim`]), named
+//! nodes, and a declared type (`value_info`) for every tensor a node produces, because `TensorRT`'s parser and trtlens' own reports
 //! read declared types. Mistakes in a sample (a duplicate name, a node reading a tensor nobody
 //! produces, an output that does not exist) are programming errors and panic with a message.
 //!
@@ -101,13 +101,33 @@ pub fn node_proto(name: &str, op: &str, inputs: &[&str], outputs: &[&str]) -> No
     }
 }
 
+/// One dimension of a declared shape: a size, or a symbolic name (`dim_param`) as exporters write
+/// for dynamic axes (`batch`, `height`) and for sizes derived from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dim<'a> {
+    /// A fixed size (`dim_value`).
+    Fixed(i64),
+    /// A symbolic size (`dim_param`).
+    Param(&'a str),
+}
+
 /// A `ValueInfoProto` for a tensor of element type `dtype` and static shape `shape`.
 #[must_use]
 pub fn value_info(name: &str, dtype: i32, shape: &[i64]) -> ValueInfoProto {
-    let dim = shape
+    let dims: Vec<Dim> = shape.iter().map(|&d| Dim::Fixed(d)).collect();
+    value_info_dims(name, dtype, &dims)
+}
+
+/// A `ValueInfoProto` for a tensor of element type `dtype` whose dimensions may be symbolic.
+#[must_use]
+pub fn value_info_dims(name: &str, dtype: i32, dims: &[Dim]) -> ValueInfoProto {
+    let dim = dims
         .iter()
-        .map(|&d| tensor_shape_proto::Dimension {
-            value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
+        .map(|d| tensor_shape_proto::Dimension {
+            value: Some(match *d {
+                Dim::Fixed(v) => tensor_shape_proto::dimension::Value::DimValue(v),
+                Dim::Param(p) => tensor_shape_proto::dimension::Value::DimParam(p.to_string()),
+            }),
             denotation: None,
         })
         .collect();
@@ -177,6 +197,13 @@ impl GraphBuilder {
         name.to_string()
     }
 
+    /// Declare a graph input whose dimensions may be symbolic (`batch x 3 x height x width`).
+    pub fn input_dims(&mut self, name: &str, dtype: i32, dims: &[Dim]) -> String {
+        self.claim_tensor(name);
+        self.inputs.push(value_info_dims(name, dtype, dims));
+        name.to_string()
+    }
+
     /// Add an initializer.
     pub fn initializer(&mut self, name: &str, tensor: &Tensor) -> String {
         self.claim_tensor(name);
@@ -229,6 +256,22 @@ impl GraphBuilder {
         outputs: &[(&str, i32, &[i64])],
         attrs: &[(&str, Attr)],
     ) -> String {
+        let dims: Vec<Vec<Dim>> = outputs.iter().map(|o| o.2.iter().map(|&d| Dim::Fixed(d)).collect()).collect();
+        let outputs: Vec<(&str, i32, &[Dim])> =
+            outputs.iter().zip(&dims).map(|(&(n, dtype, _), d)| (n, dtype, d.as_slice())).collect();
+        self.node_dims(op, name, inputs, &outputs, attrs)
+    }
+
+    /// Add a node whose outputs (`(name, dtype, dims)`) may have symbolic dimensions. Returns the
+    /// first output's name.
+    pub fn node_dims(
+        &mut self,
+        op: &str,
+        name: &str,
+        inputs: &[&str],
+        outputs: &[(&str, i32, &[Dim])],
+        attrs: &[(&str, Attr)],
+    ) -> String {
         assert!(!name.is_empty(), "graph '{}': a {op} node without a name", self.name);
         assert!(self.node_names.insert(name.to_string()), "graph '{}': node name '{name}' used twice", self.name);
         for i in inputs.iter().filter(|i| !i.is_empty()) {
@@ -238,10 +281,10 @@ impl GraphBuilder {
                 self.name
             );
         }
-        for &(o, dtype, shape) in outputs {
+        for &(o, dtype, dims) in outputs {
             self.claim_tensor(o);
             self.value_index.insert(o.to_string(), self.values.len());
-            self.values.push(value_info(o, dtype, shape));
+            self.values.push(value_info_dims(o, dtype, dims));
         }
         let names: Vec<&str> = outputs.iter().map(|o| o.0).collect();
         self.nodes.push(NodeProto {

@@ -1,11 +1,15 @@
 //! The sample graphs themselves, one function per `samples/*.onnx` file.
 //!
-//! Every model has static shapes and a float32 input that trtlens fills with uniform random values in
-//! `[0, 1)` by default; the weights are chosen so that each designed FP16 failure shows for *any* such
-//! input, not only for a lucky one. The magnitudes quoted in the comments are for those inputs.
+//! Every model has one float32 input that trtlens fills with uniform random values in `[0, 1)` by
+//! default; the weights are chosen so that each designed FP16 failure shows for *any* such input, not
+//! only for a lucky one. The magnitudes quoted in the comments are for those inputs. All shapes are
+//! static except in [`yolo_symbolic`], whose input is `batch x 3 x height x width` like a `PyTorch`
+//! export with dynamic axes.
 
-use super::builder::{Attr, GraphBuilder};
+use super::builder::{Attr, Dim, GraphBuilder};
 use crate::model::proto::{ModelProto, data_type};
+use crate::model::tensor_proto::from_tensor;
+use crate::tensor::Tensor;
 
 /// `mlp_overflow.onnx`: `features[1,64] → MatMul+Add+Relu (256 hidden) → MatMul+Add → logits[1,10]`.
 ///
@@ -387,4 +391,253 @@ pub fn mask_fill_nan() -> ModelProto {
     b.node("MatMul", "attn/out_proj/MatMul", &["attn/context", "attn.out_proj.weight"], &[("output", &x_shape)], &[]);
     b.output("output");
     b.build(super::MASK_FILL_NAN_DOC)
+}
+
+/// A `Constant` node holding an int64 tensor, named and shaped like a `PyTorch` export
+/// (`/model.5/Constant` writing `/model.5/Constant_output_0`). Returns the output name.
+fn constant_i64(b: &mut GraphBuilder, node: &str, shape: &[usize], values: &[i64]) -> String {
+    let t = Tensor::from_i64(shape, values).unwrap_or_else(|e| panic!("constant {node}: {e}"));
+    let out = format!("{node}_output_0");
+    let dims: Vec<Dim> = shape.iter().map(|&d| Dim::Fixed(d as i64)).collect();
+    b.node_dims(
+        "Constant",
+        node,
+        &[],
+        &[(&out, data_type::INT64, &dims)],
+        &[("value", Attr::Tensor(Box::new(from_tensor("", &t))))],
+    )
+}
+
+/// An ultralytics `Conv` block after `BatchNorm` fusion: `/model.N/conv/Conv` (3x3 or 1x1, bias) and
+/// `SiLU` exported as `Sigmoid` + `Mul`. Returns the block's output (`/model.N/act/Mul_output_0`).
+fn yolo_conv(b: &mut GraphBuilder, n: usize, x: &str, cin: usize, cout: usize, k: usize, dims: &[Dim]) -> String {
+    let fan_in = (cin * k * k) as f64;
+    let bound = (6.0 / fan_in).sqrt() as f32;
+    let w = b.weight(&format!("model.{n}.conv.weight"), &[cout, cin, k, k], -bound, bound);
+    let bias = b.weight(&format!("model.{n}.conv.bias"), &[cout], -0.1, 0.1);
+    let stride = if k == 3 { 2 } else { 1 };
+    let pad = (k / 2) as i64;
+    let f = data_type::FLOAT;
+    let conv = b.node_dims(
+        "Conv",
+        &format!("/model.{n}/conv/Conv"),
+        &[x, &w, &bias],
+        &[(&format!("/model.{n}/conv/Conv_output_0"), f, dims)],
+        &[
+            ("dilations", Attr::Ints(vec![1, 1])),
+            ("group", Attr::Int(1)),
+            ("kernel_shape", Attr::Ints(vec![k as i64, k as i64])),
+            ("pads", Attr::Ints(vec![pad, pad, pad, pad])),
+            ("strides", Attr::Ints(vec![stride, stride])),
+        ],
+    );
+    let sig = b.node_dims(
+        "Sigmoid",
+        &format!("/model.{n}/act/Sigmoid"),
+        &[&conv],
+        &[(&format!("/model.{n}/act/Sigmoid_output_0"), f, dims)],
+        &[],
+    );
+    b.node_dims(
+        "Mul",
+        &format!("/model.{n}/act/Mul"),
+        &[&conv, &sig],
+        &[(&format!("/model.{n}/act/Mul_output_0"), f, dims)],
+        &[],
+    )
+}
+
+/// `yolo_symbolic.onnx`: a miniature YOLO-style detector as `PyTorch` exports it with
+/// `dynamic_axes={'images': {0: 'batch', 2: 'height', 3: 'width'}, 'output0': {0: 'batch', 2: 'anchors'}}`.
+///
+/// `images[batch,3,height,width] → Conv(s2)+SiLU → Conv(s2)+SiLU → Resize back to the first block's size
+/// (sizes = Concat(Shape(x)[0:2], Shape(skip)[2:4]), the `F.interpolate(x, size=skip.shape[2:])`
+/// pattern) → Concat with the skip → 1x1 Conv to 6 channels (4 box + 2 class) → Reshape to
+/// `[batch, 6, -1]` with the batch read by Shape → Gather → Unsqueeze → Concat → Sigmoid → output0`.
+/// Every intermediate `value_info` carries symbolic dims (`batch`, and sizes derived from `height` and
+/// `width` written as ONNX Runtime's symbolic shape inference writes them), so nothing is static. FP16 is
+/// fine: activations stay within a few units.
+#[must_use]
+pub fn yolo_symbolic() -> ModelProto {
+    const H1: &str = "floor(height/2 - 1/2) + 1";
+    const W1: &str = "floor(width/2 - 1/2) + 1";
+    const H2: &str = "floor(floor(height/2 - 1/2)/2) + 1";
+    const W2: &str = "floor(floor(width/2 - 1/2)/2) + 1";
+    const ANCHORS: &str = "(floor(height/2 - 1/2) + 1)*(floor(width/2 - 1/2) + 1)";
+    let (batch, i64t, f) = (Dim::Param("batch"), data_type::INT64, data_type::FLOAT);
+    let mut b = GraphBuilder::new("main_graph", 0x796F_6C6F);
+    b.input_dims("images", f, &[batch, Dim::Fixed(3), Dim::Param("height"), Dim::Param("width")]);
+    let d1 = [batch, Dim::Fixed(8), Dim::Param(H1), Dim::Param(W1)];
+    let x0 = yolo_conv(&mut b, 0, "images", 3, 8, 3, &d1);
+    let d2 = [batch, Dim::Fixed(16), Dim::Param(H2), Dim::Param(W2)];
+    let x1 = yolo_conv(&mut b, 1, &x0, 8, 16, 3, &d2);
+
+    // Upsample x1 to the size of x0: sizes computed from the two shapes.
+    let four = [Dim::Fixed(4)];
+    let two = [Dim::Fixed(2)];
+    let shape = b.node_dims("Shape", "/model.2/Shape", &[&x1], &[("/model.2/Shape_output_0", i64t, &four)], &[]);
+    let s0 = constant_i64(&mut b, "/model.2/Constant", &[1], &[0]);
+    let s2 = constant_i64(&mut b, "/model.2/Constant_1", &[1], &[2]);
+    let s4 = constant_i64(&mut b, "/model.2/Constant_2", &[1], &[4]);
+    let nc =
+        b.node_dims("Slice", "/model.2/Slice", &[&shape, &s0, &s2], &[("/model.2/Slice_output_0", i64t, &two)], &[]);
+    let skip_shape =
+        b.node_dims("Shape", "/model.2/Shape_1", &[&x0], &[("/model.2/Shape_1_output_0", i64t, &four)], &[]);
+    let hw = b.node_dims(
+        "Slice",
+        "/model.2/Slice_1",
+        &[&skip_shape, &s2, &s4],
+        &[("/model.2/Slice_1_output_0", i64t, &two)],
+        &[],
+    );
+    let sizes = b.node_dims(
+        "Concat",
+        "/model.2/Concat",
+        &[&nc, &hw],
+        &[("/model.2/Concat_output_0", i64t, &four)],
+        &[("axis", Attr::Int(0))],
+    );
+    let up_dims = [batch, Dim::Fixed(16), Dim::Param(H1), Dim::Param(W1)];
+    let up = b.node_dims(
+        "Resize",
+        "/model.2/Resize",
+        &[&x1, "", "", &sizes],
+        &[("/model.2/Resize_output_0", f, &up_dims)],
+        &[
+            ("coordinate_transformation_mode", Attr::String("asymmetric".into())),
+            ("cubic_coeff_a", Attr::Float(-0.75)),
+            ("mode", Attr::String("nearest".into())),
+            ("nearest_mode", Attr::String("floor".into())),
+        ],
+    );
+    let cat_dims = [batch, Dim::Fixed(24), Dim::Param(H1), Dim::Param(W1)];
+    let cat = b.node_dims(
+        "Concat",
+        "/model.3/Concat",
+        &[&up, &x0],
+        &[("/model.3/Concat_output_0", f, &cat_dims)],
+        &[("axis", Attr::Int(1))],
+    );
+
+    // Detect head: 1x1 conv to 4 box + 2 class channels, then view(batch, 6, -1).
+    let bound = (6.0f64 / 24.0).sqrt() as f32;
+    let w = b.weight("model.4.conv.weight", &[6, 24, 1, 1], -bound, bound);
+    let bias = b.weight("model.4.conv.bias", &[6], -0.1, 0.1);
+    let head_dims = [batch, Dim::Fixed(6), Dim::Param(H1), Dim::Param(W1)];
+    let head = b.node_dims(
+        "Conv",
+        "/model.4/conv/Conv",
+        &[&cat, &w, &bias],
+        &[("/model.4/conv/Conv_output_0", f, &head_dims)],
+        &[
+            ("dilations", Attr::Ints(vec![1, 1])),
+            ("group", Attr::Int(1)),
+            ("kernel_shape", Attr::Ints(vec![1, 1])),
+            ("pads", Attr::Ints(vec![0, 0, 0, 0])),
+            ("strides", Attr::Ints(vec![1, 1])),
+        ],
+    );
+    let hshape = b.node_dims("Shape", "/model.5/Shape", &[&head], &[("/model.5/Shape_output_0", i64t, &four)], &[]);
+    let zero = constant_i64(&mut b, "/model.5/Constant", &[], &[0]);
+    let n = b.node_dims(
+        "Gather",
+        "/model.5/Gather",
+        &[&hshape, &zero],
+        &[("/model.5/Gather_output_0", i64t, &[])],
+        &[("axis", Attr::Int(0))],
+    );
+    let axes = constant_i64(&mut b, "/model.5/Constant_1", &[1], &[0]);
+    let n1 = b.node_dims(
+        "Unsqueeze",
+        "/model.5/Unsqueeze",
+        &[&n, &axes],
+        &[("/model.5/Unsqueeze_output_0", i64t, &[Dim::Fixed(1)])],
+        &[],
+    );
+    let rest = constant_i64(&mut b, "/model.5/Constant_2", &[2], &[6, -1]);
+    let target = b.node_dims(
+        "Concat",
+        "/model.5/Concat",
+        &[&n1, &rest],
+        &[("/model.5/Concat_output_0", i64t, &[Dim::Fixed(3)])],
+        &[("axis", Attr::Int(0))],
+    );
+    let flat_dims = [batch, Dim::Fixed(6), Dim::Param(ANCHORS)];
+    let flat = b.node_dims(
+        "Reshape",
+        "/model.5/Reshape",
+        &[&head, &target],
+        &[("/model.5/Reshape_output_0", f, &flat_dims)],
+        &[("allowzero", Attr::Int(0))],
+    );
+    let out_dims = [batch, Dim::Fixed(6), Dim::Param("anchors")];
+    b.node_dims("Sigmoid", "/model.5/Sigmoid", &[&flat], &[("output0", f, &out_dims)], &[]);
+    b.output("output0");
+    b.build(super::YOLO_SYMBOLIC_DOC)
+}
+
+/// `tf2onnx_names.onnx`: a Keras embedding head converted by tf2onnx: tensors are named
+/// `<node name>:0` (`model/dense/Relu:0`), weights `.../ReadVariableOp:0`, the `ReduceSum` axes a
+/// generated `const_axes__9`.
+///
+/// `input_1[1,32] → Dense(64)+ReLU → tf.math.square (Mul) → tf.math.reduce_sum → tf.math.sqrt →
+/// truediv`: an L2 normalisation written out. The `ReLU` outputs sit at 65–75 (bias 66–74), so each
+/// square (< 5600) fits FP16 but their sum over 64 units is about 3.1e5, above 65504:
+/// `model/tf.math.reduce_sum/Sum` overflows to inf in FP16, its reader `Sqrt` gives inf and the
+/// division turns every output into 0 instead of about 0.125.
+#[must_use]
+pub fn tf2onnx_names() -> ModelProto {
+    const IN: usize = 32;
+    const UNITS: usize = 64;
+    let mut b = GraphBuilder::new("tf2onnx", 0x7466_326F);
+    b.input("input_1", data_type::FLOAT, &[1, IN as i64]);
+    b.weight("model/dense/MatMul/ReadVariableOp:0", &[IN, UNITS], -0.1, 0.1);
+    b.weight("model/dense/BiasAdd/ReadVariableOp:0", &[UNITS], 66.0, 74.0);
+    b.constant_i64("const_axes__9", &[1], &[-1]);
+    let h = [1, UNITS as i64];
+    b.node(
+        "MatMul",
+        "model/dense/MatMul",
+        &["input_1", "model/dense/MatMul/ReadVariableOp:0"],
+        &[("model/dense/MatMul:0", &h)],
+        &[],
+    );
+    b.node(
+        "Add",
+        "model/dense/BiasAdd",
+        &["model/dense/MatMul:0", "model/dense/BiasAdd/ReadVariableOp:0"],
+        &[("model/dense/BiasAdd:0", &h)],
+        &[],
+    );
+    b.node("Relu", "model/dense/Relu", &["model/dense/BiasAdd:0"], &[("model/dense/Relu:0", &h)], &[]);
+    b.node(
+        "Mul",
+        "model/tf.math.square/Square",
+        &["model/dense/Relu:0", "model/dense/Relu:0"],
+        &[("model/tf.math.square/Square:0", &h)],
+        &[],
+    );
+    b.node(
+        "ReduceSum",
+        "model/tf.math.reduce_sum/Sum",
+        &["model/tf.math.square/Square:0", "const_axes__9"],
+        &[("model/tf.math.reduce_sum/Sum:0", &[1, 1])],
+        &[("keepdims", Attr::Int(1))],
+    );
+    b.node(
+        "Sqrt",
+        "model/tf.math.sqrt/Sqrt",
+        &["model/tf.math.reduce_sum/Sum:0"],
+        &[("model/tf.math.sqrt/Sqrt:0", &[1, 1])],
+        &[],
+    );
+    b.node(
+        "Div",
+        "model/tf.math.truediv/truediv",
+        &["model/dense/Relu:0", "model/tf.math.sqrt/Sqrt:0"],
+        &[("tf.math.truediv", &h)],
+        &[],
+    );
+    b.output("tf.math.truediv");
+    b.build(super::TF2ONNX_NAMES_DOC)
 }

@@ -81,3 +81,53 @@ pub fn wait_job(app: &mut trtlens::tui::app::App) -> Result<(), String> {
         _ => Ok(()),
     }
 }
+
+/// The `input_*` or `output_*` tensors (`prefix`) of an ONNX backend node test's `test_data_set_0`,
+/// paired with `names` by position, when every one is a tensor trtlens can hold with the element
+/// type the model declares.
+pub fn node_test_data(
+    dir: &Path,
+    model: &trtlens::model::Model,
+    prefix: &str,
+    names: &[String],
+) -> Option<trtlens::runner::Tensors> {
+    use prost::Message;
+    let set = dir.join("test_data_set_0");
+    let mut files: Vec<(usize, PathBuf)> = std::fs::read_dir(&set)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let i = name.strip_prefix(prefix)?.strip_suffix(".pb")?.parse().ok()?;
+            Some((i, e.path()))
+        })
+        .collect();
+    files.sort();
+    if files.len() != names.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for ((_, f), name) in files.iter().zip(names) {
+        let tp = trtlens::model::proto::TensorProto::decode(std::fs::read(f).ok()?.as_slice()).ok()?;
+        trtlens::tensor::DType::from_onnx(tp.data_type?)?;
+        if model.graph.tensor(name)?.ty.elem_type != tp.data_type {
+            return None;
+        }
+        out.push((name.clone(), trtlens::model::tensor_proto::to_tensor(&tp, Some(&set)).ok()?));
+    }
+    Some(out)
+}
+
+/// The node tests a runner is known to fail (`tests/conformance/<runner>.txt`; `# comments` and
+/// blank lines ignored; a missing file is empty).
+pub fn conformance_allow_list(kind: trtlens::runner::RunnerKind) -> std::collections::BTreeSet<String> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("conformance").join(format!("{}.txt", kind.name()));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}

@@ -5,6 +5,7 @@ use std::fmt::Debug;
 use ::ort::value::{DynValue, PrimitiveTensorElementType, Tensor as OrtTensor, TensorElementType, ValueType};
 
 use crate::model::proto::data_type;
+use crate::runner::one_line;
 use crate::tensor::{DType, Tensor};
 
 /// The ONNX `TensorProto.DataType` number of an ORT element type (the C enum uses the same numbers).
@@ -98,9 +99,4 @@ pub fn from_ort(v: &DynValue) -> Result<Tensor, String> {
             Tensor::from_bytes(dtype, shape, data.iter().map(|&b| u8::from(b)).collect()).map_err(|e| e.to_string())
         }
     }
-}
-
-/// An error message on one line (ORT messages sometimes carry newlines and trailing blanks).
-pub fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
