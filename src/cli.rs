@@ -127,6 +127,9 @@ impl InspectArgs {
             out.push("--inf-equal".into());
         }
         out.extend(["--top-k".into(), tol.top_k.to_string()]);
+        if self.inputs.no_specialize {
+            out.push("--no-specialize".into());
+        }
         if let Some(p) = &self.ort_lib {
             out.extend(["--ort-lib".into(), absolute(p)]);
         }
@@ -292,6 +295,11 @@ pub struct InputArgs {
     /// Load inputs from a .npz, .safetensors, Polygraphy --save-inputs JSON, or a run directory.
     #[arg(long = "load-inputs", alias = "inputs", value_name = "FILE")]
     pub load_inputs: Option<PathBuf>,
+    /// Keep every If node as it is. By default an If whose condition has the same value in every
+    /// iteration (a constant, or computed from the inputs) is replaced by the branch it takes, so
+    /// the tensors inside are captured and compared like any other.
+    #[arg(long = "no-specialize")]
+    pub no_specialize: bool,
 }
 
 impl InputArgs {
@@ -502,6 +510,7 @@ fn run_cmd(a: &RunArgs, quiet: bool) -> Result<ExitCode> {
         inputs: a.inputs.options()?,
         runner_options: RunnerOptions { ort_lib: a.ort_lib.clone(), plan, plan_label },
         save: a.save.clone(),
+        specialize: !a.inputs.no_specialize,
     };
     let mut err = std::io::stderr();
     let mut progress = |p: Progress| {
@@ -515,6 +524,7 @@ fn run_cmd(a: &RunArgs, quiet: bool) -> Result<ExitCode> {
             Progress::Iteration { done, total, seconds } => {
                 writeln!(err, "iteration {done}/{total} ran in {:.1} ms", seconds * 1e3)
             }
+            Progress::Specialized(s) => writeln!(err, "specialized {s}"),
             Progress::Warning(w) => writeln!(err, "warning: {w}"),
         };
     };
@@ -574,6 +584,7 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
         top_k: a.tol.top_k,
         save_runs: a.save_runs.clone(),
         keep_fp32_predicted: predict_mode(a.keep_fp32_predicted.as_deref()),
+        specialize: !a.inputs.no_specialize,
     };
     let mut err = std::io::stderr();
     let mut progress = |side: &str, p: Progress| {
@@ -585,6 +596,7 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
             Progress::Iteration { done, total, seconds } => {
                 writeln!(err, "{side}: iteration {done}/{total} ran in {:.1} ms", seconds * 1e3)
             }
+            Progress::Specialized(s) => writeln!(err, "{side}: specialized {s}"),
             Progress::Warning(w) => writeln!(err, "{side}: warning: {w}"),
         };
     };

@@ -276,6 +276,7 @@ fn stored_run(
         inputs: InputOptions { load: Some(inputs_json.to_path_buf()), iterations: 1, ..Default::default() },
         runner_options: RunnerOptions::default(),
         save: save.to_path_buf(),
+        specialize: true,
     };
     trtlens::run::run(&req, &mut |_| {})?;
     let run = trtlens::store::RunDir::open(save)?;

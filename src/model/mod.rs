@@ -3,6 +3,7 @@
 
 pub mod graph;
 pub mod proto;
+pub mod specialize;
 pub mod tensor_proto;
 
 use std::collections::BTreeMap;
