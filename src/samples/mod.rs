@@ -77,10 +77,11 @@ FP16 casts (0 / -inf) are harmless in the softmax.";
 
 const VAD_IF_BRANCHES_DOC: &str = "Voice-activity detector shaped like Silero VAD's multi-rate export: the whole \
 network sits in the branches of /If, chosen by the sample-rate input sr (then: the 8 kHz model, else: the 16 kHz \
-model, which itself squeezes the batch axis in a nested If on the runtime shape). Any sr other than 8000 takes the \
-16 kHz branch, which fits the declared 512 samples; the 8 kHz branch only fits 256 (its Squeeze fails for 512), so a \
-runtime that analyses both branches fails. trtlens inlines the branch the inputs select (control-flow \
-specialization), so every inner tensor is captured and compared. Healthy in FP16.";
+model, which itself squeezes the batch axis in a nested If on the runtime shape). Any sr other than 8000, including \
+the default random 0/1, takes the 16 kHz branch, which fits the declared 512 samples; the 8 kHz branch declares the \
+shapes of a 256-sample frame, so a runtime that analyses both branches (tract) fails while ONNX Runtime runs the \
+model. trtlens inlines the branch the inputs select (control-flow specialization), so every inner tensor is \
+captured and compared. Healthy in FP16.";
 
 /// Every sample, in a fixed order.
 #[must_use]

@@ -407,13 +407,16 @@ fn const_i64(b: &mut GraphBuilder, name: &str, out: &str, shape: &[usize], value
 /// `input[1,512] + sr → If(sr == 8000) → logit → Sigmoid → output[1,1]`.
 ///
 /// The whole network sits in the branches of `/If`, chosen by the sample rate input `sr`: the
-/// `then_branch` is the 8 kHz model (`/_model_8k/...`, one 256-sample frame: its STFT convolution
-/// covers the whole frame and `/_model_8k/Squeeze` drops the frame axis, which is 1 only for 256
-/// samples), the `else_branch` the 16 kHz model (`/_model/...`: STFT convolution, encoder
+/// `then_branch` is the 8 kHz model (`/_model_8k/...`: one STFT convolution over a whole
+/// 256-sample frame, the shapes of that frame declared in its `value_info`, as a trace at 8 kHz
+/// records them), the `else_branch` the 16 kHz model (`/_model/...`: STFT convolution, encoder
 /// convolution, and a decoder that squeezes the batch axis in a nested `/_model/decoder/If` when it
-/// is 1, the way Silero's decoder does). Any `sr` other than 8000, including trtlens' default random
-/// integers (0 or 1) and 16000, takes the 16 kHz branch, which fits the declared 512 samples; the
-/// 8 kHz branch does not, so a runtime that analyses both branches for these shapes fails.
+/// is 1, the way Silero's decoder does; the two inner branches have different ranks). Any `sr`
+/// other than 8000, including trtlens' default random integers (0 or 1) and 16000, takes the
+/// 16 kHz branch, which fits the declared 512 samples. ONNX Runtime runs only the branch taken
+/// (it merges the conflicting declared shapes leniently); tract analyses both branches for these
+/// shapes and fails on the 8 kHz one (`Impossible to unify Val(256) with Val(512)`) unless trtlens
+/// inlines the branch the inputs select.
 #[must_use]
 pub fn vad_if_branches() -> ModelProto {
     const N: i64 = 512;
@@ -456,18 +459,19 @@ pub fn vad_if_branches() -> ModelProto {
         &[("/_model_8k/stft/Conv_output_0", &[1, CH as i64, 1])],
         &[("kernel_shape", Attr::Ints(vec![N_8K])), ("strides", Attr::Ints(vec![N_8K]))],
     );
-    const_i64(&mut k8, "/_model_8k/Constant_1", "/_model_8k/Constant_1_output_0", &[1], &[2]);
+    // One 256-sample frame gives one STFT frame; average over frames (any length works, but the
+    // declared shapes say 1 frame of 256 samples).
     k8.node(
-        "Squeeze",
-        "/_model_8k/Squeeze",
-        &["/_model_8k/stft/Conv_output_0", "/_model_8k/Constant_1_output_0"],
-        &[("/_model_8k/Squeeze_output_0", &[1, CH as i64])],
-        &[],
+        "ReduceMean",
+        "/_model_8k/ReduceMean",
+        &["/_model_8k/stft/Conv_output_0"],
+        &[("/_model_8k/ReduceMean_output_0", &[1, CH as i64])],
+        &[("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(0))],
     );
     k8.node(
         "Relu",
         "/_model_8k/encoder/Relu",
-        &["/_model_8k/Squeeze_output_0"],
+        &["/_model_8k/ReduceMean_output_0"],
         &[("/_model_8k/encoder/Relu_output_0", &[1, CH as i64])],
         &[],
     );
