@@ -644,3 +644,31 @@ fn convert_cmd(a: &ConvertArgs, quiet: bool) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_specialize_reaches_every_command_that_runs_a_model() -> Result<()> {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map_err(|e| Error::usage(e.to_string()));
+        let Command::Inspect(a) = parse(&["trtlens", "inspect", "m.onnx", "--no-specialize"])?.command else {
+            return Err(Error::usage("not inspect"));
+        };
+        // Every job of the session (first comparison and rebuilds) repeats it.
+        assert!(a.compare_args()?.iter().any(|x| x == "--no-specialize"));
+        let Command::Inspect(a) = parse(&["trtlens", "inspect", "m.onnx"])?.command else {
+            return Err(Error::usage("not inspect"));
+        };
+        assert!(!a.compare_args()?.iter().any(|x| x == "--no-specialize"));
+        let Command::Run(r) = parse(&["trtlens", "run", "m.onnx", "--save", "d", "--no-specialize"])?.command else {
+            return Err(Error::usage("not run"));
+        };
+        assert!(r.inputs.no_specialize);
+        let Command::Compare(c) = parse(&["trtlens", "compare", "m.onnx", "--candidate", "tract"])?.command else {
+            return Err(Error::usage("not compare"));
+        };
+        assert!(!c.inputs.no_specialize, "specialization is on by default");
+        Ok(())
+    }
+}

@@ -132,6 +132,9 @@ pub fn decide(model: &Model, iterations: &[Tensors], opts: &RunnerOptions) -> Re
     let mut proto = model.proto.clone();
     // Ifs already given up on, by their first output (unique in the graph, stable across rounds).
     let mut given_up: HashSet<String> = HashSet::new();
+    // Once nothing else can be decided, conditions computed through an If that stays are evaluated
+    // with that If in their cone (the runners execute it).
+    let mut through_ifs = false;
     loop {
         let g = graph_of(&proto)?;
         let graph = Graph::build(g).map_err(|e| Error::model(&model.path, e.to_string()))?;
@@ -145,8 +148,8 @@ pub fn decide(model: &Model, iterations: &[Tensors], opts: &RunnerOptions) -> Re
             break;
         }
         // Conditions whose cone holds another undecided If wait for it.
-        let mut ready: Vec<(usize, Cone)> = Vec::new();
-        let mut waiting: Vec<(usize, String)> = Vec::new();
+        let mut ready: Vec<(usize, Cone, Option<String>)> = Vec::new();
+        let mut waiting = false;
         for &i in &pending {
             let node = &graph.nodes[i];
             let Some(cond) = node.inputs.first().filter(|c| !c.is_empty()) else {
@@ -165,13 +168,14 @@ pub fn decide(model: &Model, iterations: &[Tensors], opts: &RunnerOptions) -> Re
                 n.op_type == "If" && matches!(n.domain.as_str(), "" | "ai.onnx")
             };
             match cone.nodes.iter().find(|&&c| is_if_node(c)) {
-                Some(&blocker) => waiting.push((i, graph.nodes[blocker].display_name())),
-                None => ready.push((i, cone)),
+                Some(_) if !through_ifs => waiting = true,
+                Some(&blocker) => ready.push((i, cone, Some(graph.nodes[blocker].display_name()))),
+                None => ready.push((i, cone, None)),
             }
         }
         let values = evaluate(&base, &proto, &graph, &ready, iterations, opts)?;
         let mut round: Vec<(String, Specialized)> = Vec::new();
-        for ((i, cone), value) in ready.iter().zip(values) {
+        for ((i, cone, blocker), value) in ready.iter().zip(values) {
             let node = &graph.nodes[*i];
             let cond = node.inputs[0].clone();
             let first_output = node.outputs.first().cloned().unwrap_or_default();
@@ -188,23 +192,22 @@ pub fn decide(model: &Model, iterations: &[Tensors], opts: &RunnerOptions) -> Re
                     },
                 )),
                 Err(reason) => {
+                    let reason = match blocker {
+                        Some(b) => format!(
+                            "its condition is computed through If '{b}', which was not specialized, and {reason}"
+                        ),
+                        None => reason,
+                    };
                     given_up.insert(first_output);
                     out.kept.push(NotSpecialized { node: node.display_name(), condition: cond, reason });
                 }
             }
         }
         if round.is_empty() {
-            for (i, blocker) in waiting {
-                let node = &graph.nodes[i];
-                out.kept.push(NotSpecialized {
-                    node: node.display_name(),
-                    condition: node.inputs[0].clone(),
-                    reason: format!("its condition depends on If '{blocker}', which was not specialized"),
-                });
-                given_up.insert(node.outputs.first().cloned().unwrap_or_default());
-            }
+            through_ifs = waiting;
             continue;
         }
+        through_ifs = false;
         // Apply this round in topological order; names are taken as each If is inlined.
         let g = proto.graph.as_mut().ok_or_else(|| Error::usage("the model has no graph"))?;
         for (first_output, mut s) in round {
@@ -298,14 +301,14 @@ fn evaluate(
     base: &Path,
     proto: &ModelProto,
     graph: &Graph,
-    ready: &[(usize, Cone)],
+    ready: &[(usize, Cone, Option<String>)],
     iterations: &[Tensors],
     opts: &RunnerOptions,
 ) -> Result<Vec<std::result::Result<Vec<bool>, String>>> {
     let g = graph_of(proto)?;
     let mut results: Vec<Option<std::result::Result<Vec<bool>, String>>> = vec![None; ready.len()];
     let mut computed: Vec<usize> = Vec::new();
-    for (k, (i, _)) in ready.iter().enumerate() {
+    for (k, (i, _, _)) in ready.iter().enumerate() {
         let cond = &graph.nodes[*i].inputs[0];
         if let Some(v) = known_value(base, g, graph, cond, iterations) {
             results[k] = Some(v);
@@ -1062,6 +1065,60 @@ mod tests {
         assert_eq!(values(&ts, "z"), [0.0, 3.0]);
         assert_eq!(values(&ts, "y"), [11.0, 20.0], "relu(x) + the branch's own w");
         assert_eq!(values(&ts, "y2"), [1.0, -2.0]);
+        Ok(())
+    }
+
+    #[test]
+    fn conditions_computed_through_a_kept_if_are_evaluated_with_it() -> TestResult {
+        // A = If(flag) { Relu(x) } else { Neg(x) } differs between iterations and stays. B's condition,
+        // "A's output has 2 elements", is true whatever A does; C's, "sum(A) > 0", is not.
+        let a = if_node(
+            "a/If",
+            "flag",
+            body("a_then", vec![node_proto("a/Relu", "Relu", &["x"], &["a/relu"])], &["a/relu"]),
+            body("a_else", vec![node_proto("a/Neg", "Neg", &["x"], &["a/neg"])], &["a/neg"]),
+            &["a"],
+        );
+        let branch = |p: &str| {
+            (
+                body(
+                    &format!("{p}_then"),
+                    vec![node_proto(&format!("{p}/Abs"), "Abs", &["x"], &[&format!("{p}/abs")])],
+                    &[&format!("{p}/abs")],
+                ),
+                body(
+                    &format!("{p}_else"),
+                    vec![node_proto(&format!("{p}/Neg"), "Neg", &["x"], &[&format!("{p}/neg")])],
+                    &[&format!("{p}/neg")],
+                ),
+            )
+        };
+        let (bt, be) = branch("b");
+        let (ct, ce) = branch("c");
+        let inits = vec![
+            tensor_proto::from_tensor("zero_i", &Tensor::from_i64(&[], &[0])?),
+            tensor_proto::from_tensor("two", &Tensor::from_i64(&[], &[2])?),
+            tensor_proto::from_tensor("zero_f", &Tensor::from_f32(&[], &[0.0])?),
+        ];
+        let nodes = vec![
+            a,
+            node_proto("b/Shape", "Shape", &["a"], &["b/shape"]),
+            node_proto("b/Gather", "Gather", &["b/shape", "zero_i"], &["b/len"]),
+            node_proto("b/Equal", "Equal", &["b/len", "two"], &["b/cond"]),
+            if_node("b/If", "b/cond", bt, be, &["yb"]),
+            node_proto("c/ReduceSum", "ReduceSum", &["a"], &["c/sum"]),
+            node_proto("c/Greater", "Greater", &["c/sum", "zero_f"], &["c/cond"]),
+            if_node("c/If", "c/cond", ct, ce, &["yc"]),
+        ];
+        let m = model(nodes, inits, &["a", "yb", "yc"]);
+        let out = decide(&m, &[feed([2.0, -1.0], true), feed([2.0, -1.0], false)], &RunnerOptions::default())?;
+        assert_eq!(out.specialized.iter().map(|s| (s.node.as_str(), s.value)).collect::<Vec<_>>(), [("b/If", true)]);
+        assert_eq!(out.specialized[0].inputs, ["x", "flag"], "the cone reads both inputs through a/If");
+        let kept: Vec<(&str, &str)> = out.kept.iter().map(|k| (k.node.as_str(), k.reason.as_str())).collect();
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert!(kept[0].0 == "a/If" && kept[0].1.contains("differs"), "{kept:?}");
+        assert!(kept[1].0 == "c/If" && kept[1].1.contains("computed through If 'a/If'"), "{kept:?}");
+        assert!(kept[1].1.contains("differs between iterations"), "{kept:?}");
         Ok(())
     }
 
