@@ -133,7 +133,18 @@ pub fn executable(
     if !specialize {
         return Ok(Executable { model: model.clone(), specialized: vec![], kept: vec![], _dir: None });
     }
-    let outcome = specialize::decide(model, iterations, opts)?;
+    let outcome = match specialize::decide(model, iterations, opts) {
+        Ok(o) => o,
+        // Never worse than not specializing: the run goes on with the model as it is.
+        Err(e) => {
+            let kept = vec![NotSpecialized {
+                node: String::new(),
+                condition: String::new(),
+                reason: format!("control-flow specialization failed, the model runs as it is: {e}"),
+            }];
+            return Ok(Executable { model: model.clone(), specialized: vec![], kept, _dir: None });
+        }
+    };
     let Some(proto) = outcome.proto else {
         return Ok(Executable { model: model.clone(), specialized: vec![], kept: outcome.kept, _dir: None });
     };

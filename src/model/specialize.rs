@@ -71,7 +71,7 @@ pub struct Specialized {
 /// An `If` node left as it is, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotSpecialized {
-    /// The `If` node.
+    /// The `If` node (empty when specialization failed as a whole).
     pub node: String,
     /// Its condition tensor.
     pub condition: String,
@@ -87,6 +87,9 @@ impl std::fmt::Display for Specialized {
 
 impl std::fmt::Display for NotSpecialized {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.node.is_empty() {
+            return write!(f, "{}", self.reason);
+        }
         write!(f, "If '{}' not specialized: {}", self.node, self.reason)
     }
 }
@@ -217,8 +220,14 @@ pub fn decide(model: &Model, iterations: &[Tensors], opts: &RunnerOptions) -> Re
                 .position(|n| is_if(n) && n.output.first() == Some(&first_output))
                 .ok_or_else(|| Error::model(&model.path, format!("If '{}' vanished while specializing", s.node)))?;
             s.node = display_name(&g.node[idx], idx);
-            inline(g, idx, &s.branch).map_err(|e| Error::model(&model.path, e))?;
-            out.specialized.push(s);
+            // `inline` checks the node before changing anything: on an error the If stays as it is.
+            match inline(g, idx, &s.branch) {
+                Ok(()) => out.specialized.push(s),
+                Err(reason) => {
+                    given_up.insert(first_output);
+                    out.kept.push(NotSpecialized { node: s.node, condition: s.condition, reason });
+                }
+            }
         }
     }
     if !out.specialized.is_empty() {
@@ -317,27 +326,55 @@ fn evaluate(
         }
     }
     if !computed.is_empty() {
-        let conds: Vec<String> = computed.iter().map(|&k| graph.nodes[ready[k].0].inputs[0].clone()).collect();
-        let mut nodes: Vec<usize> = computed.iter().flat_map(|&k| ready[k].1.nodes.iter().copied()).collect();
-        nodes.sort_unstable();
-        nodes.dedup();
-        let mut inits: Vec<String> = computed.iter().flat_map(|&k| ready[k].1.initializers.iter().cloned()).collect();
-        inits.sort();
-        inits.dedup();
-        let inputs: Vec<String> =
-            graph.inputs.iter().filter(|n| computed.iter().any(|&k| ready[k].1.inputs.contains(n))).cloned().collect();
-        let values = match cone_model(proto, g, graph, &nodes, &inputs, &inits, &conds, base) {
-            Ok(sub) => run_cone(&sub, &inputs, &conds, iterations, opts),
-            Err(e) => Err(e.to_string()),
-        };
-        for (j, &k) in computed.iter().enumerate() {
-            results[k] = Some(match &values {
-                Ok(per_cond) => Ok(per_cond[j].clone()),
-                Err(e) => Err(format!("its condition could not be evaluated ({e})")),
-            });
+        // All conditions of the round in one cone model; when that fails, each on its own, so one
+        // condition a runner cannot compute does not take the others down with it.
+        let mut batches = vec![computed.clone()];
+        loop {
+            let mut failed = Vec::new();
+            for batch in &batches {
+                let values = eval_batch(base, proto, g, graph, ready, batch, iterations, opts);
+                for (j, &k) in batch.iter().enumerate() {
+                    results[k] = Some(match &values {
+                        Ok(per_cond) => Ok(per_cond[j].clone()),
+                        Err(e) => Err(format!("its condition could not be evaluated ({e})")),
+                    });
+                }
+                if values.is_err() && batch.len() > 1 {
+                    failed.extend(batch.iter().map(|&k| vec![k]));
+                }
+            }
+            if failed.is_empty() {
+                break;
+            }
+            batches = failed;
         }
     }
     Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err("not evaluated".into()))).collect())
+}
+
+/// The values of the conditions of `ready[k]` for `k` in `batch`, from one cone model.
+#[allow(clippy::too_many_arguments)]
+fn eval_batch(
+    base: &Path,
+    proto: &ModelProto,
+    g: &GraphProto,
+    graph: &Graph,
+    ready: &[(usize, Cone, Option<String>)],
+    batch: &[usize],
+    iterations: &[Tensors],
+    opts: &RunnerOptions,
+) -> std::result::Result<Vec<Vec<bool>>, String> {
+    let conds: Vec<String> = batch.iter().map(|&k| graph.nodes[ready[k].0].inputs[0].clone()).collect();
+    let mut nodes: Vec<usize> = batch.iter().flat_map(|&k| ready[k].1.nodes.iter().copied()).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let mut inits: Vec<String> = batch.iter().flat_map(|&k| ready[k].1.initializers.iter().cloned()).collect();
+    inits.sort();
+    inits.dedup();
+    let inputs: Vec<String> =
+        graph.inputs.iter().filter(|n| batch.iter().any(|&k| ready[k].1.inputs.contains(n))).cloned().collect();
+    let sub = cone_model(proto, g, graph, &nodes, &inputs, &inits, &conds, base).map_err(|e| e.to_string())?;
+    run_cone(&sub, &inputs, &conds, iterations, opts)
 }
 
 /// The value of a condition that needs no evaluation: an initializer, a `Constant` node's `value`,
