@@ -262,6 +262,10 @@ pub struct ConvertArgs {
     /// Also write the plan used as TOML (to reproduce the model with --plan).
     #[arg(long = "write-plan", value_name = "FILE")]
     pub write_plan: Option<PathBuf>,
+    /// Inline the If branches a trtlens run directory recorded (its control-flow specialization),
+    /// so the written model (e.g. for a TensorRT build) has the tensors that run captured.
+    #[arg(long = "specialize-from", value_name = "RUN_DIR")]
+    pub specialize_from: Option<PathBuf>,
     /// Print the conversion report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -620,7 +624,14 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
 
 fn convert_cmd(a: &ConvertArgs, quiet: bool) -> Result<ExitCode> {
     use crate::precision::{Plan, Precision};
-    let model = Model::load(&a.model)?;
+    let mut model = Model::load(&a.model)?;
+    if let Some(dir) = &a.specialize_from {
+        let run = crate::store::RunDir::open(dir)?;
+        if run.manifest.model.sha256 != model.sha256 {
+            return Err(Error::store(dir, format!("was made from another model than {}", a.model.display())));
+        }
+        model = crate::model::specialize::apply_to(&model, &run.manifest.specialized)?;
+    }
     let (plan, label) = a.plan.build()?.unwrap_or_else(|| (Plan::uniform(Precision::Fp16), "fp16".into()));
     let (bytes, report) = crate::precision::convert_to_bytes(&model, &plan)?;
     crate::store::write_atomic(&a.output, &bytes)?;

@@ -306,3 +306,38 @@ fn a_constant_condition_is_inlined_and_info_says_so() -> TestResult {
     assert!(text.contains("/If") && text.contains("input-selected by sr"), "{text}");
     Ok(())
 }
+
+#[test]
+fn convert_writes_the_graph_a_run_specialized() -> TestResult {
+    // For a TensorRT build that marks the same tensors the reference run captured.
+    let tmp = tempfile::tempdir()?;
+    let model = sample("vad_if_branches");
+    run(&model, "tract", &tmp.path().join("r"), &["-q"])?;
+    let out = tmp.path().join("mixed.onnx");
+    trtlens()
+        .arg("convert")
+        .arg(&model)
+        .arg("--specialize-from")
+        .arg(tmp.path().join("r"))
+        .arg("-o")
+        .arg(&out)
+        .arg("-q")
+        .assert()
+        .success();
+    let mixed = trtlens::model::Model::load(&out)?;
+    assert!(!mixed.graph.nodes.iter().any(|n| n.op_type == "If"));
+    assert!(mixed.graph.nodes.iter().any(|n| n.name == "/_model/stft/Conv"));
+    // A run of another model is refused.
+    run(&sample("mlp_overflow"), "tract", &tmp.path().join("other"), &["-q"])?;
+    let o = trtlens()
+        .arg("convert")
+        .arg(&model)
+        .arg("--specialize-from")
+        .arg(tmp.path().join("other"))
+        .arg("-o")
+        .arg(tmp.path().join("x.onnx"))
+        .output()?;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8(o.stderr)?.contains("another model"));
+    Ok(())
+}
