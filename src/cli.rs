@@ -263,7 +263,7 @@ pub struct ConvertArgs {
     #[arg(long = "write-plan", value_name = "FILE")]
     pub write_plan: Option<PathBuf>,
     /// Inline the If branches a trtlens run directory recorded (its control-flow specialization),
-    /// so the written model (e.g. for a TensorRT build) has the tensors that run captured.
+    /// so the written model (e.g. for an engine build) has the tensors that run captured.
     #[arg(long = "specialize-from", value_name = "RUN_DIR")]
     pub specialize_from: Option<PathBuf>,
     /// Print the conversion report as JSON.
