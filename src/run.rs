@@ -164,6 +164,9 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
     for w in &input_set.warnings {
         progress(Progress::Warning(w.clone()));
     }
+    // Open the writer before the (possibly long) specialization and run, so an unwritable
+    // destination fails fast.
+    let writer = RunWriter::create(&req.save)?;
     let exe = executable(&original, &input_set.iterations, req.specialize, &req.runner_options)?;
     let mut spec_warnings = Vec::new();
     for s in &exe.specialized {
@@ -178,9 +181,6 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
     let capture = capture_list(model);
     progress(Progress::Loaded { nodes: model.graph.nodes.len(), tensors: capture.len() });
     let load_s = t0.elapsed().as_secs_f64();
-
-    // Open the writer before the (possibly long) run, so an unwritable destination fails fast.
-    let writer = RunWriter::create(&req.save)?;
 
     let t1 = Instant::now();
     let mut r = runner::create(req.runner, model, &capture, &req.runner_options)?;
