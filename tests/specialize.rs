@@ -341,3 +341,58 @@ fn convert_writes_the_graph_a_run_specialized() -> TestResult {
     assert!(String::from_utf8(o.stderr)?.contains("another model"));
     Ok(())
 }
+
+/// `x[1,4]`: `y = Loop(3 times) { v + 1 }` (a `Loop` node, whose body is never inlined).
+fn loop_model() -> ModelProto {
+    use trtlens::model::proto::{GraphProto, NodeProto};
+    use trtlens::samples::builder::{node_proto, value_info};
+    let body = GraphProto {
+        name: Some("step".into()),
+        node: vec![
+            node_proto("step/cond", "Identity", &["cond_in"], &["cond_out"]),
+            node_proto("step/Add", "Add", &["v_in", "one"], &["step/added"]),
+        ],
+        input: vec![
+            value_info("i", data_type::INT64, &[]),
+            value_info("cond_in", data_type::BOOL, &[]),
+            value_info("v_in", data_type::FLOAT, &[1, 4]),
+        ],
+        output: vec![value_info("cond_out", data_type::BOOL, &[]), value_info("step/added", data_type::FLOAT, &[1, 4])],
+        ..GraphProto::default()
+    };
+    let mut b = GraphBuilder::new("loop", 1);
+    b.input("x", data_type::FLOAT, &[1, 4]);
+    b.constant_i64("trips", &[], &[3]);
+    b.initializer("go", &Tensor::from_bool(&[], &[true]).expect("bool"));
+    b.constant("one", &[], &[1.0]);
+    b.node("Loop", "repeat/Loop", &["trips", "go", "x"], &[("y", &[1, 4])], &[]);
+    b.output("y");
+    let mut m = b.build("a Loop");
+    if let Some(n) = m.graph.as_mut().and_then(|g| g.node.iter_mut().find(|n: &&mut NodeProto| n.op() == "Loop")) {
+        n.attribute.push(Attr::Graph(Box::new(body)).to_proto("body"));
+    }
+    m
+}
+
+#[test]
+fn loop_bodies_stay_uncaptured_and_are_listed() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let model = write(tmp.path(), "loop.onnx", &loop_model())?;
+    let m = trtlens::model::Model::load(&model)?;
+    let excluded = trtlens::run::excluded_list(&m, &[], true);
+    let added = excluded.iter().find(|e| e.name == "step/added").ok_or("body tensor listed")?;
+    assert_eq!(added.reason, trtlens::run::LOOP_BODY_REASON);
+    assert_eq!(added.reason, "inside a Loop/Scan body (not captured)");
+    if ort_available() {
+        let r = run(&model, "onnxruntime", &tmp.path().join("r"), &["-q"])?;
+        assert_eq!(names(&r), ["y"]);
+        assert!(
+            r.manifest.excluded.iter().any(|e| e.name == "step/added" && e.reason == trtlens::run::LOOP_BODY_REASON)
+        );
+        let y = r.tensors(0)?.get("y")?.ok_or("y")?.to_f64_vec();
+        let x = r.inputs(0)?.get("x")?.ok_or("x")?.to_f64_vec();
+        let want: Vec<f64> = x.iter().map(|v| v + 3.0).collect();
+        assert!(y.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6), "{y:?} vs {want:?}");
+    }
+    Ok(())
+}
