@@ -75,6 +75,8 @@ fn write_run(dir: &Path, tensors: &[(String, Tensor)]) -> Res<()> {
         not_captured: vec![],
         excluded: vec![],
         subgraph_tensors: vec![],
+        specialized: vec![],
+        not_specialized: vec![],
         iterations: vec![it],
         warnings: vec![],
         timings: Timings::default(),
@@ -95,6 +97,7 @@ fn time_compare(a: &Path, b: &Path) -> Res<f64> {
         top_k: 5,
         save_runs: None,
         keep_fp32_predicted: None,
+        specialize: true,
     };
     let t = Instant::now();
     let report = compare(&req, &mut |_, _| {})?;

@@ -43,6 +43,7 @@ fn main() -> Res<()> {
         top_k: 5,
         save_runs: None,
         keep_fp32_predicted: None,
+        specialize: true,
     };
     let mut report = compare(&req, &mut |_, _| {})?;
     let base = report.tensors.clone();

@@ -126,6 +126,7 @@ impl InspectArgs {
             top_k: self.tol.top_k,
             save_runs: None,
             keep_fp32_predicted: None,
+            specialize: !self.inputs.no_specialize,
         })
     }
 }
@@ -290,6 +291,10 @@ pub struct ConvertArgs {
     /// Also write the plan used as TOML (to reproduce the model with --plan).
     #[arg(long = "write-plan", value_name = "FILE")]
     pub write_plan: Option<PathBuf>,
+    /// Inline the If branches a trtlens run directory recorded (its control-flow specialization),
+    /// so the written model (e.g. for an engine build) has the tensors that run captured.
+    #[arg(long = "specialize-from", value_name = "RUN_DIR")]
+    pub specialize_from: Option<PathBuf>,
     /// Print the conversion report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -323,6 +328,11 @@ pub struct InputArgs {
     /// Load inputs from a .npz, .safetensors, Polygraphy --save-inputs JSON, or a run directory.
     #[arg(long = "load-inputs", alias = "inputs", value_name = "FILE")]
     pub load_inputs: Option<PathBuf>,
+    /// Keep every If node as it is. By default an If whose condition has the same value in every
+    /// iteration (a constant, or computed from the inputs) is replaced by the branch it takes, so
+    /// the tensors inside are captured and compared like any other.
+    #[arg(long = "no-specialize")]
+    pub no_specialize: bool,
 }
 
 impl InputArgs {
@@ -530,6 +540,7 @@ fn run_cmd(a: &RunArgs, quiet: bool) -> Result<ExitCode> {
         inputs: a.inputs.options()?,
         runner_options: RunnerOptions { ort_lib: a.ort_lib.clone(), plan, plan_label },
         save: a.save.clone(),
+        specialize: !a.inputs.no_specialize,
     };
     let mut err = std::io::stderr();
     let mut progress = |p: Progress| {
@@ -611,6 +622,7 @@ impl CompareArgs {
             top_k: self.tol.top_k,
             save_runs: self.save_runs.clone(),
             keep_fp32_predicted: predict_mode(self.keep_fp32_predicted.as_deref()),
+            specialize: !self.inputs.no_specialize,
         })
     }
 }
@@ -650,7 +662,14 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
 
 fn convert_cmd(a: &ConvertArgs, quiet: bool) -> Result<ExitCode> {
     use crate::precision::{Plan, Precision};
-    let model = Model::load(&a.model)?;
+    let mut model = Model::load(&a.model)?;
+    if let Some(dir) = &a.specialize_from {
+        let run = crate::store::RunDir::open(dir)?;
+        if run.manifest.model.sha256 != model.sha256 {
+            return Err(Error::store(dir, format!("was made from another model than {}", a.model.display())));
+        }
+        model = crate::model::specialize::apply_to(&model, &run.manifest.specialized)?;
+    }
     let (plan, label) = a.plan.build()?.unwrap_or_else(|| (Plan::uniform(Precision::Fp16), "fp16".into()));
     let (bytes, report) = crate::precision::convert_to_bytes(&model, &plan)?;
     crate::store::write_atomic(&a.output, &bytes)?;
@@ -673,4 +692,32 @@ fn convert_cmd(a: &ConvertArgs, quiet: bool) -> Result<ExitCode> {
         a.write_plan.as_ref().map_or_else(String::new, |p| format!("; plan written to {}", p.display()))
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_specialize_reaches_every_command_that_runs_a_model() -> Result<()> {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map_err(|e| Error::usage(e.to_string()));
+        let Command::Inspect(a) = parse(&["trtlens", "inspect", "m.onnx", "--no-specialize"])?.command else {
+            return Err(Error::usage("not inspect"));
+        };
+        // Every job of the session (first comparison and rebuilds) repeats it.
+        assert!(!a.request()?.specialize);
+        let Command::Inspect(a) = parse(&["trtlens", "inspect", "m.onnx"])?.command else {
+            return Err(Error::usage("not inspect"));
+        };
+        assert!(a.request()?.specialize);
+        let Command::Run(r) = parse(&["trtlens", "run", "m.onnx", "--save", "d", "--no-specialize"])?.command else {
+            return Err(Error::usage("not run"));
+        };
+        assert!(r.inputs.no_specialize);
+        let Command::Compare(c) = parse(&["trtlens", "compare", "m.onnx", "--candidate", "tract"])?.command else {
+            return Err(Error::usage("not compare"));
+        };
+        assert!(!c.inputs.no_specialize, "specialization is on by default");
+        Ok(())
+    }
 }

@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result};
 use crate::inputs::{self, InputOptions};
 use crate::model::Model;
+use crate::model::specialize::{self, NotSpecialized, Specialized};
 use crate::runner::{self, NotCaptured, RunnerKind, RunnerOptions};
 use crate::store::{self, Manifest, ModelInfo, RunWriter, RunnerInfo, TensorEntry, Timings, ToolInfo};
 
@@ -31,6 +32,8 @@ pub enum Progress {
         /// Seconds of that iteration's inference.
         seconds: f64,
     },
+    /// An `If` node was replaced by the branch the inputs select (control-flow specialization).
+    Specialized(Specialized),
     /// Something worth telling (never fatal).
     Warning(String),
     /// A step of a long preparation (`building engine`), with a fraction done when known.
@@ -51,6 +54,7 @@ impl std::fmt::Display for Progress {
             Progress::Iteration { done, total, seconds } => {
                 write!(f, "iteration {done}/{total} ran in {:.1} ms", seconds * 1e3)
             }
+            Progress::Specialized(s) => write!(f, "specialized {s}"),
             Progress::Warning(w) => write!(f, "warning: {w}"),
             Progress::Step { phase, message, .. } => write!(f, "{phase}: {message}"),
         }
@@ -70,6 +74,9 @@ pub struct RunRequest {
     pub runner_options: RunnerOptions,
     /// Where to save the run directory.
     pub save: PathBuf,
+    /// Inline the branch of every `If` whose condition the inputs fix (control-flow specialization;
+    /// `--no-specialize` turns it off).
+    pub specialize: bool,
 }
 
 /// What a finished run reports.
@@ -89,17 +96,88 @@ pub fn capture_list(model: &Model) -> Vec<String> {
     model.graph.captured().into_iter().map(str::to_string).collect()
 }
 
-/// Node outputs a run deliberately does not capture, with the reason (listed in the manifest).
+/// Reason listed for the tensors of `Loop`/`Scan` bodies.
+pub const LOOP_BODY_REASON: &str = "inside a Loop/Scan body (not captured)";
+
+/// Node outputs a run deliberately does not capture, with the reason (listed in the manifest):
+/// outputs of `Constant` nodes, and the tensors inside control-flow bodies (`Loop`/`Scan` bodies;
+/// branches of `If` nodes that were not specialized, with the reason from `kept`).
 #[must_use]
-pub fn excluded_list(model: &Model) -> Vec<NotCaptured> {
-    model
-        .graph
+pub fn excluded_list(model: &Model, kept: &[NotSpecialized], specialize: bool) -> Vec<NotCaptured> {
+    let g = &model.graph;
+    let mut out: Vec<NotCaptured> = g
         .nodes
         .iter()
         .filter(|n| n.is_constant())
         .flat_map(|n| n.outputs.iter().filter(|o| !o.is_empty()))
         .map(|o| NotCaptured { name: o.clone(), reason: "output of a Constant node: model data, not computed".into() })
-        .collect()
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for s in &g.subgraph_tensors {
+        if !seen.insert(s.name.as_str()) {
+            continue;
+        }
+        let owner = &g.nodes[s.owner];
+        let reason = if owner.op_type == "If" {
+            let node = owner.display_name();
+            let why = match kept.iter().find(|k| k.node == node) {
+                Some(k) => k.reason.clone(),
+                None if !specialize => "control-flow specialization is off (--no-specialize)".into(),
+                None => "its branch was not inlined".into(),
+            };
+            format!("inside a branch of If '{node}', not captured: {why}")
+        } else {
+            LOOP_BODY_REASON.to_string()
+        };
+        out.push(NotCaptured { name: s.name.clone(), reason });
+    }
+    out
+}
+
+/// The model a run executes: the user's model, or its control-flow specialization for the inputs.
+pub struct Executable {
+    /// The model to hand to the runner (the specialized one lives in a temporary file).
+    pub model: Model,
+    /// The `If`s inlined.
+    pub specialized: Vec<Specialized>,
+    /// The `If`s left as they are, and why.
+    pub kept: Vec<NotSpecialized>,
+    /// Keeps the specialized model file alive.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Specialize `model` for `iterations` (when `specialize`), writing the result to a temporary file
+/// the runners can load.
+pub fn executable(
+    model: &Model,
+    iterations: &[crate::runner::Tensors],
+    specialize: bool,
+    opts: &RunnerOptions,
+) -> Result<Executable> {
+    if !specialize {
+        return Ok(Executable { model: model.clone(), specialized: vec![], kept: vec![], _dir: None });
+    }
+    let outcome = match specialize::decide(model, iterations, opts) {
+        Ok(o) => o,
+        // Never worse than not specializing: the run goes on with the model as it is.
+        Err(e) => {
+            let kept = vec![NotSpecialized {
+                node: String::new(),
+                condition: String::new(),
+                reason: format!("control-flow specialization failed, the model runs as it is: {e}"),
+            }];
+            return Ok(Executable { model: model.clone(), specialized: vec![], kept, _dir: None });
+        }
+    };
+    let Some(proto) = outcome.proto else {
+        return Ok(Executable { model: model.clone(), specialized: vec![], kept: outcome.kept, _dir: None });
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("trtlens-specialized-")
+        .tempdir()
+        .map_err(|e| Error::store_io(std::env::temp_dir(), "cannot create a temporary folder", e))?;
+    let specialized = specialize::materialize(model, proto, dir.path())?;
+    Ok(Executable { model: specialized, specialized: outcome.specialized, kept: outcome.kept, _dir: Some(dir) })
 }
 
 /// Execute a run where its runner belongs ([`registry`](crate::runner::registry) placement):
@@ -115,20 +193,31 @@ pub fn run_placed(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Resul
 /// Execute a run and write its directory (in this process).
 pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSummary> {
     let t0 = Instant::now();
-    let model = Model::load(&req.model)?;
-    let capture = capture_list(&model);
-    progress(Progress::Loaded { nodes: model.graph.nodes.len(), tensors: capture.len() });
-    let input_set = inputs::prepare(&model, &req.inputs)?;
+    let original = Model::load(&req.model)?;
+    let input_set = inputs::prepare(&original, &req.inputs)?;
     for w in &input_set.warnings {
         progress(Progress::Warning(w.clone()));
     }
+    // Open the writer before the (possibly long) specialization and run, so an unwritable
+    // destination fails fast.
+    let writer = RunWriter::create(&req.save)?;
+    let exe = executable(&original, &input_set.iterations, req.specialize, &req.runner_options)?;
+    let mut spec_warnings = Vec::new();
+    for s in &exe.specialized {
+        progress(Progress::Specialized(s.clone()));
+    }
+    for k in &exe.kept {
+        let w = k.to_string();
+        progress(Progress::Warning(w.clone()));
+        spec_warnings.push(w);
+    }
+    let model = &exe.model;
+    let capture = capture_list(model);
+    progress(Progress::Loaded { nodes: model.graph.nodes.len(), tensors: capture.len() });
     let load_s = t0.elapsed().as_secs_f64();
 
-    // Open the writer before the (possibly long) run, so an unwritable destination fails fast.
-    let writer = RunWriter::create(&req.save)?;
-
     let t1 = Instant::now();
-    let mut r = runner::create(req.runner, &model, &capture, &req.runner_options)?;
+    let mut r = runner::create(req.runner, model, &capture, &req.runner_options)?;
     let prepare_s = t1.elapsed().as_secs_f64();
 
     let total = input_set.iterations.len();
@@ -141,7 +230,7 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
         let out = r.run(feed)?;
         run_s += out.seconds;
         if it == 0 {
-            entries = manifest_entries(&model, &out.tensors);
+            entries = manifest_entries(model, &out.tensors);
             not_captured.clone_from(&out.not_captured);
             for name in &capture {
                 if !out.tensors.iter().any(|(n, _)| n == name) && !out.not_captured.iter().any(|n| &n.name == name) {
@@ -156,6 +245,7 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
         progress(Progress::Iteration { done: it + 1, total, seconds: out.seconds });
     }
     let mut warnings = input_set.warnings.clone();
+    warnings.extend(spec_warnings);
     if !not_captured.is_empty() {
         let w = format!(
             "{} of {} tensors could not be captured (listed in the manifest)",
@@ -177,13 +267,15 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
                 None
             },
         },
-        model: model_info(&model),
+        model: model_info(&original),
         inputs: input_set.source.clone(),
         input_names: model.graph.inputs.clone(),
         tensors: entries,
         not_captured,
-        excluded: excluded_list(&model),
+        excluded: excluded_list(model, &exe.kept, req.specialize),
         subgraph_tensors: model.graph.subgraph_tensors.iter().map(|s| s.name.clone()).collect(),
+        specialized: exe.specialized.clone(),
+        not_specialized: exe.kept.clone(),
         iterations,
         warnings,
         timings: Timings { load_s, prepare_s, run_s, write_s },

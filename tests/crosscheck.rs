@@ -3,7 +3,8 @@
 //!   [`TRACT_TOL`] of each tensor's magnitude);
 //! - the `onnxruntime` runner matches Polygraphy's own capture (`polygraphy run --onnxrt --onnx-outputs
 //!   mark all`) on Polygraphy's inputs to float32 precision ([`ORT_TOL`]), and tract matches it within
-//!   [`TRACT_TOL`].
+//!   [`TRACT_TOL`]. For a model whose `If`s trtlens specializes, Polygraphy runs the specialized
+//!   model (on the same inputs), so the tensors inside the inlined branches are checked too.
 //!
 //! Needs `pip install -r .ci/requirements.txt`. Missing tools make a test fail under CI (env `CI`)
 //! and print `skipped` otherwise.
@@ -15,7 +16,7 @@ use std::process::Command;
 
 use trtlens::inputs::InputOptions;
 use trtlens::model::Model;
-use trtlens::run::{RunRequest, capture_list};
+use trtlens::run::{RunRequest, capture_list, executable};
 use trtlens::runner::{self, RunnerKind, RunnerOptions, Tensors};
 use trtlens::tensor::Tensor;
 
@@ -160,12 +161,15 @@ fn tract_matches_onnxruntime_on_every_sample() -> TestResult {
         return unavailable("onnxruntime library not found");
     }
     for path in samples {
-        let model = Model::load(&path)?;
-        let inputs = trtlens::inputs::prepare(&model, &sample_inputs(&path))?;
+        let original = Model::load(&path)?;
+        let inputs = trtlens::inputs::prepare(&original, &sample_inputs(&path))?;
         let feed = &inputs.iterations[0];
-        let ort = run_with(RunnerKind::Onnxruntime, &model, feed)?;
-        let tract = run_with(RunnerKind::Tract, &model, feed)?;
-        assert_eq!(ort.len(), capture_list(&model).len(), "every node output is captured");
+        // The model as `trtlens run` executes it (control flow specialized for these inputs).
+        let exe = executable(&original, &inputs.iterations, true, &RunnerOptions::default())?;
+        let model = &exe.model;
+        let ort = run_with(RunnerKind::Onnxruntime, model, feed)?;
+        let tract = run_with(RunnerKind::Tract, model, feed)?;
+        assert_eq!(ort.len(), capture_list(model).len(), "every node output is captured");
         let worst = compare(&path.display().to_string(), &ort, &tract, TRACT_TOL)?;
         println!("{}: {} tensors, tract vs ORT uses {:.1}% of the tolerance", path.display(), ort.len(), worst * 100.0);
     }
@@ -188,15 +192,12 @@ fn onnxruntime_runner_matches_polygraphy_capture() -> TestResult {
     let tmp = tempfile::tempdir()?;
     for path in samples() {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("m").to_string();
-        let (inputs_json, outputs_json) = polygraphy_capture(&poly, &path, &polygraphy_shapes(&path), tmp.path())?;
+        let (inputs_json, theirs, model) = polygraphy_reference(&poly, &path, &polygraphy_shapes(&path), tmp.path())?;
         // Our two runners, fed Polygraphy's inputs through the CLI's path (--load-inputs JSON).
-        let model = Model::load(&path)?;
         let captures = [
             stored_run(RunnerKind::Onnxruntime, &path, &inputs_json, &tmp.path().join(format!("{stem}.ort")))?,
             stored_run(RunnerKind::Tract, &path, &inputs_json, &tmp.path().join(format!("{stem}.tract")))?,
         ];
-        let results = trtlens::io::polygraphy::read_run_results(&std::fs::read(&outputs_json)?)?;
-        let theirs = &results.runners[0].iterations[0].outputs;
         // Same names in the same (topological) order, same dtypes and shapes, float32-precision values.
         let their_names: Vec<&str> = theirs.iter().map(|(n, _)| n.as_str()).collect();
         let our_names = capture_list(&model);
@@ -205,8 +206,8 @@ fn onnxruntime_runner_matches_polygraphy_capture() -> TestResult {
         let mut b: Vec<&str> = our_names.iter().map(String::as_str).collect();
         b.sort_unstable();
         assert_eq!(a, b, "{}: Polygraphy and trtlens capture different tensors", path.display());
-        let ort = compare(&format!("{stem} onnxruntime vs polygraphy"), theirs, &captures[0], ORT_TOL)?;
-        let tract = compare(&format!("{stem} tract vs polygraphy"), theirs, &captures[1], TRACT_TOL)?;
+        let ort = compare(&format!("{stem} onnxruntime vs polygraphy"), &theirs, &captures[0], ORT_TOL)?;
+        let tract = compare(&format!("{stem} tract vs polygraphy"), &theirs, &captures[1], TRACT_TOL)?;
         println!(
             "{stem}: {} tensors; onnxruntime vs polygraphy {:.1}%, tract vs polygraphy {:.1}% of the tolerance",
             theirs.len(),
@@ -215,6 +216,34 @@ fn onnxruntime_runner_matches_polygraphy_capture() -> TestResult {
         );
     }
     Ok(())
+}
+
+/// Polygraphy's capture of every tensor on its own random inputs, of the model as trtlens runs it on
+/// those inputs: when trtlens specializes control flow, Polygraphy runs the specialized model (written
+/// next to its inputs) on the same inputs. Returns (inputs.json, Polygraphy's tensors, that model).
+fn polygraphy_reference(
+    poly: &Path,
+    model: &Path,
+    extra: &[String],
+    dir: &Path,
+) -> Result<(PathBuf, Tensors, Model), Box<dyn std::error::Error>> {
+    let (inputs_json, outputs_json) = polygraphy_capture(poly, model, extra, dir)?;
+    let original = Model::load(model)?;
+    let inputs = trtlens::inputs::prepare(
+        &original,
+        &InputOptions { load: Some(inputs_json.clone()), iterations: 1, ..Default::default() },
+    )?;
+    let outcome = trtlens::model::specialize::decide(&original, &inputs.iterations, &RunnerOptions::default())?;
+    let Some(proto) = outcome.proto else {
+        let results = trtlens::io::polygraphy::read_run_results(&std::fs::read(&outputs_json)?)?;
+        return Ok((inputs_json, results.runners[0].iterations[0].outputs.clone(), original));
+    };
+    let specialized = trtlens::model::specialize::materialize(&original, proto, dir)?;
+    let mut again = extra.to_vec();
+    again.extend(["--load-inputs".to_string(), inputs_json.display().to_string()]);
+    let (_, outputs_json) = polygraphy_capture(poly, &specialized.path, &again, dir)?;
+    let results = trtlens::io::polygraphy::read_run_results(&std::fs::read(&outputs_json)?)?;
+    Ok((inputs_json, results.runners[0].iterations[0].outputs.clone(), specialized))
 }
 
 /// A real trained model and how to feed it.
@@ -238,11 +267,19 @@ const REAL_MODELS: &[RealModel] = &[
     },
     RealModel { file: "ch_PP-OCRv4_det_infer.onnx", shapes: &["x:[1,3,160,160]"], val_ranges: &[], tract_fails: None },
     RealModel { file: "ch_PP-OCRv4_rec_infer.onnx", shapes: &["x:[1,3,48,160]"], val_ranges: &[], tract_fails: None },
+    // The Silero models put (part of) the network inside If nodes chosen by `sr` or by shapes:
+    // tract runs them once trtlens inlines the branches the inputs select.
+    RealModel {
+        file: "silero_vad.onnx",
+        shapes: &["input:[1,512]", "state:[2,1,128]"],
+        val_ranges: &["input:[-1,1]", "sr:[16000,16000]"],
+        tract_fails: None,
+    },
     RealModel {
         file: "silero_vad_16k_op15.onnx",
         shapes: &["input:[1,512]", "state:[2,1,128]"],
         val_ranges: &["input:[-1,1]", "sr:[16000,16000]"],
-        tract_fails: Some("If branches with different output ranks"),
+        tract_fails: None,
     },
     RealModel {
         file: "silero_vad_op18_ifless.onnx",
@@ -298,6 +335,7 @@ fn stored_run(
         inputs: InputOptions { load: Some(inputs_json.to_path_buf()), iterations: 1, ..Default::default() },
         runner_options: RunnerOptions::default(),
         save: save.to_path_buf(),
+        specialize: true,
     };
     trtlens::run::run(&req, &mut |_| {})?;
     let run = trtlens::store::RunDir::open(save)?;
@@ -332,10 +370,8 @@ fn real_models_match_polygraphy() -> TestResult {
                 extra.extend(values.iter().map(ToString::to_string));
             }
         }
-        let (inputs_json, outputs_json) = polygraphy_capture(&poly, &path, &extra, tmp.path())?;
-        let results = trtlens::io::polygraphy::read_run_results(&std::fs::read(&outputs_json)?)?;
-        let theirs = &results.runners[0].iterations[0].outputs;
-        let model = Model::load(&path)?;
+        let (inputs_json, theirs, model) = polygraphy_reference(&poly, &path, &extra, tmp.path())?;
+        let theirs = &theirs;
 
         let ort =
             stored_run(RunnerKind::Onnxruntime, &path, &inputs_json, &tmp.path().join(format!("{}.ort", rm.file)))?;

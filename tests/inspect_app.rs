@@ -252,3 +252,30 @@ fn large_tensor_histograms_come_from_a_worker() -> TestResult {
     assert!(app.histograms_pending.is_empty());
     Ok(())
 }
+
+#[test]
+fn nodes_inside_a_specialized_if_can_be_toggled() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let keys = KeyMap::default();
+    let mut app = start(&launch(&sample("vad_if_branches"), tmp.path()), &keys)?;
+    wait(&mut app)?;
+    assert_eq!(app.report.as_ref().map(|r| r.specialized.len()), Some(2), "both If nodes were inlined");
+    let has_conv =
+        |app: &App| app.ctx.graph.as_ref().is_some_and(|g| g.nodes.iter().any(|n| n.name == "/_model/stft/Conv"));
+    assert!(has_conv(&app), "the graph follows the runs' specialization");
+    let pos = app.visible.iter().position(|&i| app.rows[i].name == "/_model/stft/Conv_output_0").ok_or("row")?;
+    app.update(Action::Select(pos));
+    cmd(&mut app, Command::TogglePrecision);
+    assert_eq!(app.pending().get("/_model/stft/Conv"), Some(&trtlens::precision::Precision::Fp32));
+    cmd(&mut app, Command::Rebuild);
+    wait(&mut app)?;
+    let report = app.report.as_ref().ok_or("report")?;
+    assert_eq!(report.tensor("/_model/stft/Conv_output_0").map(|t| t.dtype_candidate.as_str()), Some("float32"));
+    assert_eq!(app.edits.label(Some("/_model/stft/Conv")).1, "FP32 user");
+    // `w` writes the mixed-precision model of the graph the runs used: the inner node is there.
+    cmd(&mut app, Command::WritePlan);
+    let mixed = trtlens::model::Model::load(&tmp.path().join("vad_if_branches.mixed.onnx"))?;
+    assert!(mixed.graph.nodes.iter().any(|n| n.name == "/_model/stft/Conv"), "{:?}", app.status);
+    assert!(!mixed.graph.nodes.iter().any(|n| n.op_type == "If"));
+    Ok(())
+}

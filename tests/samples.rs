@@ -51,7 +51,8 @@ fn committed_files_load_and_name_their_culprit() {
         assert_eq!(model.opset(), Some(17), "{}", s.file);
         assert_eq!(model.proto.ir_version, Some(8), "{}", s.file);
         assert_eq!(model.proto.producer_name.as_deref(), Some("trtlens-samples"), "{}", s.file);
-        assert_eq!(model.graph.inputs.len(), 1, "{}: one data input", s.file);
+        let first = model.graph.inputs.first().and_then(|i| model.graph.tensor(i)).and_then(|t| t.ty.elem_type);
+        assert_eq!(first, Some(trtlens::model::proto::data_type::FLOAT), "{}: a float32 data input first", s.file);
         assert!(!model.graph.outputs.is_empty(), "{}", s.file);
         for n in &model.graph.nodes {
             assert!(!n.name.is_empty(), "{}: a {} node has no name", s.file, n.op_type);

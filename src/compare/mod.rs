@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::inputs::{InputOptions, InputSource};
 use crate::model::Model;
+use crate::model::specialize::{self, Specialized};
 use crate::run::{self, Progress, RunRequest};
 use crate::runner::{RunnerOptions, Tensors};
 use crate::store::ToolInfo;
@@ -53,6 +54,8 @@ pub struct CompareRequest {
     /// Add plan overrides (reason `prediction`) keeping FP32 every node that reads or writes a tensor
     /// whose reference values FP16 cannot hold (needs a trtlens reference run and a model).
     pub keep_fp32_predicted: Option<crate::precision::predict::Predict>,
+    /// Runner sides specialize control flow for the inputs (see [`crate::model::specialize`]).
+    pub specialize: bool,
 }
 
 impl CompareRequest {
@@ -76,6 +79,7 @@ impl CompareRequest {
             top_k: 5,
             save_runs: None,
             keep_fp32_predicted: None,
+            specialize: true,
         }
     }
 }
@@ -169,6 +173,7 @@ impl Comparison {
         for name in req.overrides.iter().map(|o| &o.tensor) {
             if let Some(m) = &model
                 && !m.graph.tensors.contains_key(name.as_str())
+                && !m.graph.subgraph_tensors.iter().any(|s| s.name == *name)
             {
                 return Err(Error::usage(format!(
                     "tolerance override names '{name}', which is not a tensor of the model"
@@ -282,7 +287,10 @@ impl Comparison {
             SideSpec::Runner(kind) => {
                 let mut opts = opts.clone();
                 if let Some(what) = predict {
-                    predicted_islands(self.model.as_ref(), Some(&self.reference), what, &mut opts)?;
+                    // The reference run's graph: its inner tensors name nodes of the inlined branches.
+                    let (decisions, _) = recorded_specialization(Some(&self.reference), None);
+                    let graph_model = self.model.as_ref().map(|m| specialize::apply_to(m, &decisions)).transpose()?;
+                    predicted_islands(graph_model.as_ref(), Some(&self.reference), what, &mut opts)?;
                 }
                 self.candidates_run += 1;
                 let which = if self.candidates_run == 1 {
@@ -295,7 +303,23 @@ impl Comparison {
                 run_side(&req, *kind, &which, &inputs, opts, &mut |p| progress("candidate", p))?
             }
         };
-        build_report(&self.req, self.model.as_ref(), &self.reference, &candidate, self.input_source.clone())
+        let (decisions, spec_notes) = recorded_specialization(Some(&self.reference), Some(&candidate));
+        // The graph the runs were made from: the model with the runs' decisions applied (no re-evaluation).
+        let graph_model = match &self.model {
+            Some(m) if !decisions.is_empty() => Some(specialize::apply_to(m, &decisions)?),
+            _ => None,
+        };
+        let mut report = build_report(
+            &self.req,
+            self.model.as_ref(),
+            graph_model.as_ref().or(self.model.as_ref()),
+            &self.reference,
+            &candidate,
+            self.input_source.clone(),
+        )?;
+        report.specialized = decisions;
+        report.notes.extend(spec_notes);
+        Ok(report)
     }
 }
 
@@ -344,6 +368,7 @@ fn run_side(
         inputs: inputs.clone(),
         runner_options,
         save: dir.clone(),
+        specialize: req.specialize,
     };
     let summary = run::run_placed(&run_req, progress)?;
     let side = Side::open(&summary.dir, None)?;
@@ -359,6 +384,34 @@ fn run_side(
         side,
         _tmp: tmp,
     })
+}
+
+/// The control-flow specialization recorded by run sides (the reference's, else the candidate's),
+/// and notes: `If`s left in place, and sides that specialized differently.
+fn recorded_specialization(reference: Option<&Ready>, candidate: Option<&Ready>) -> (Vec<Specialized>, Vec<String>) {
+    fn manifest(r: Option<&Ready>) -> Option<&crate::store::Manifest> {
+        match r.map(|r| &r.side) {
+            Some(Side::Run(run)) => Some(&run.manifest),
+            _ => None,
+        }
+    }
+    let (rm, cm) = (manifest(reference), manifest(candidate));
+    let mut notes = Vec::new();
+    let Some(first) = rm.or(cm) else { return (Vec::new(), notes) };
+    for k in &first.not_specialized {
+        notes.push(k.to_string());
+    }
+    if let (Some(r), Some(c)) = (rm, cm)
+        && r.specialized != c.specialized
+    {
+        notes.push(format!(
+            "the reference and candidate runs specialized control flow differently ({} and {} If nodes inlined): \
+             tensors inside the branches may be unmatched; node names follow the reference",
+            r.specialized.len(),
+            c.specialized.len()
+        ));
+    }
+    (first.specialized.clone(), notes)
 }
 
 /// Extend the candidate's plan with the FP32 islands the reference run predicts.
@@ -489,9 +542,12 @@ fn rank(o: &Outcome) -> (u8, u64, f64) {
     }
 }
 
+/// `model` identifies the compared model (path, hash); `graph_model` is the graph the runs were made
+/// from (the model, or its control-flow specialization): tensor metadata and outputs come from it.
 fn build_report(
     req: &CompareRequest,
     model: Option<&Model>,
+    graph_model: Option<&Model>,
     reference: &Ready,
     candidate: &Ready,
     inputs: InputSource,
@@ -504,7 +560,7 @@ fn build_report(
             cs.iterations()
         )));
     }
-    let meta = tensor_meta(model, rs, cs);
+    let meta = tensor_meta(graph_model, rs, cs);
     let ref_names = rs.names();
     let cand_names = cs.names();
     let cand_set: HashSet<&str> = cand_names.iter().map(String::as_str).collect();
@@ -646,7 +702,7 @@ fn build_report(
 
     // Graph outputs: from the model, else from manifests; without either, every paired tensor counts.
     let mut notes = Vec::new();
-    let output_names: Vec<String> = match model {
+    let output_names: Vec<String> = match graph_model {
         Some(m) => m.graph.outputs.clone(),
         None => {
             let from_meta: Vec<String> =
@@ -716,6 +772,7 @@ fn build_report(
         summary,
         verdict: verdict.into(),
         notes,
+        specialized: Vec::new(),
     })
 }
 

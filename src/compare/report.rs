@@ -207,6 +207,10 @@ pub struct Report {
     pub verdict: String,
     /// Notes worth knowing (e.g. outputs unknown without a model).
     pub notes: Vec<String>,
+    /// `If` nodes the runs replaced by the branch their inputs select (control-flow
+    /// specialization), in the order applied; absent when none was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub specialized: Vec<crate::model::specialize::Specialized>,
 }
 
 impl Report {

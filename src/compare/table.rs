@@ -216,6 +216,9 @@ pub fn render(report: &Report, opts: TableOptions) -> String {
     if report.first_nonfinite.is_some() {
         let _ = writeln!(out, "first non-finite: {}", describe(&report.first_nonfinite));
     }
+    for sp in &report.specialized {
+        let _ = writeln!(out, "specialized: {}", fit_head(&sp.to_string(), 87));
+    }
     for n in &report.notes {
         let _ = writeln!(out, "note: {n}");
     }

@@ -241,7 +241,7 @@ impl Meter {
                 self.within = if *total > 0 { *done as f64 / *total as f64 } else { 1.0 };
             }
             Progress::Step { fraction: Some(f), .. } => self.within = (0.05 + 0.5 * f.clamp(0.0, 1.0)).max(self.within),
-            Progress::Step { fraction: None, .. } | Progress::Warning(_) => {}
+            Progress::Step { fraction: None, .. } | Progress::Warning(_) | Progress::Specialized(_) => {}
         }
         let done = (self.started.len().saturating_sub(1)) as f64 + self.within;
         (done / self.sides as f64).clamp(0.0, 0.98)

@@ -3,6 +3,7 @@
 
 pub mod graph;
 pub mod proto;
+pub mod specialize;
 pub mod tensor_proto;
 
 use std::collections::BTreeMap;
@@ -208,6 +209,7 @@ impl Model {
             activation_count: g.captured().len(),
             subgraph_nodes: g.nodes.iter().filter(|n| !n.subgraph_attrs.is_empty()).map(Node::display_name).collect(),
             subgraph_tensor_count: g.subgraph_tensors.len(),
+            control_flow: specialize::control_flow(self),
             external_data_files: external,
         }
     }
@@ -261,6 +263,8 @@ pub struct Summary {
     pub subgraph_nodes: Vec<String>,
     /// Tensors inside bodies (not captured).
     pub subgraph_tensor_count: usize,
+    /// The control-flow nodes: for an `If`, whether a constant or inputs select its branch.
+    pub control_flow: Vec<specialize::ControlFlow>,
     /// External-data files.
     pub external_data_files: Vec<String>,
 }
@@ -293,14 +297,28 @@ impl std::fmt::Display for Summary {
         if !self.external_data_files.is_empty() {
             writeln!(f, "external    {}", self.external_data_files.join(", "))?;
         }
-        if !self.subgraph_nodes.is_empty() {
+        if !self.control_flow.is_empty() {
             writeln!(
                 f,
-                "subgraphs   {} control-flow nodes ({} inner tensors, not captured): {}",
-                self.subgraph_nodes.len(),
+                "subgraphs   {} control-flow nodes ({} inner tensors, not captured unless specialized)",
+                self.control_flow.len(),
                 self.subgraph_tensor_count,
-                self.subgraph_nodes.join(", ")
             )?;
+            for c in &self.control_flow {
+                let what = match (c.op_type.as_str(), c.constant) {
+                    ("If", _) if !c.selected_by.is_empty() => format!(
+                        "input-selected by {}: run/compare inline the branch the inputs pick",
+                        c.selected_by.join(", ")
+                    ),
+                    ("If", Some(v)) => format!(
+                        "constant condition ({v}): run/compare inline its {}",
+                        if v { specialize::THEN_BRANCH } else { specialize::ELSE_BRANCH }
+                    ),
+                    ("If", None) => "constant condition: run/compare inline the branch it picks".into(),
+                    _ => "body tensors not captured".into(),
+                };
+                writeln!(f, "  {:<4} {} ({} inner tensors): {what}", c.op_type, c.node, c.inner_tensors)?;
+            }
         }
         writeln!(f, "ops")?;
         let mut ops: Vec<_> = self.ops.iter().collect();

@@ -14,7 +14,7 @@
 mod convert;
 mod decide;
 pub mod emulate;
-mod names;
+pub(crate) mod names;
 mod ops;
 pub mod plan;
 pub mod predict;

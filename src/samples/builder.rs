@@ -51,6 +51,8 @@ pub enum Attr {
     String(String),
     /// `TENSOR`.
     Tensor(Box<TensorProto>),
+    /// `GRAPH` (a control-flow body: `If`'s `then_branch`/`else_branch`).
+    Graph(Box<GraphProto>),
 }
 
 impl Attr {
@@ -82,6 +84,10 @@ impl Attr {
             Attr::Tensor(t) => {
                 a.r#type = Some(attribute_type::TENSOR);
                 a.t = Some(t.as_ref().clone());
+            }
+            Attr::Graph(g) => {
+                a.r#type = Some(attribute_type::GRAPH);
+                a.g = Some(g.as_ref().clone());
             }
         }
         a
@@ -160,6 +166,8 @@ pub struct GraphBuilder {
     node_names: BTreeSet<String>,
     /// Where each node output is declared in `values`.
     value_index: BTreeMap<String, usize>,
+    /// For a body ([`GraphBuilder::body`]): the names of the enclosing scopes, readable here.
+    outer: BTreeSet<String>,
 }
 
 impl GraphBuilder {
@@ -177,6 +185,72 @@ impl GraphBuilder {
             tensors: BTreeSet::new(),
             node_names: BTreeSet::new(),
             value_index: BTreeMap::new(),
+            outer: BTreeSet::new(),
+        }
+    }
+
+    /// A builder for a control-flow body of this graph (an `If` branch): it reads every tensor defined
+    /// so far in the enclosing graph (outer scope), and the names it defines are new to both scopes,
+    /// as ONNX requires. Finish it with [`GraphBuilder::if_node`].
+    #[must_use]
+    pub fn body(&self, name: &str) -> GraphBuilder {
+        GraphBuilder {
+            name: name.to_string(),
+            tensors: self.tensors.clone(),
+            node_names: self.node_names.clone(),
+            outer: self.tensors.clone(),
+            ..GraphBuilder::new(name, 0)
+        }
+    }
+
+    /// Add an `If` node choosing between two bodies made with [`GraphBuilder::body`]; each body's
+    /// declared outputs ([`GraphBuilder::output`]) become the node's float32 `outputs`, in order.
+    /// The names the bodies define stay reserved in this graph. Returns the first output's name.
+    pub fn if_node(
+        &mut self,
+        name: &str,
+        cond: &str,
+        then_branch: GraphBuilder,
+        else_branch: GraphBuilder,
+        outputs: &[(&str, &[i64])],
+    ) -> String {
+        for body in [&then_branch, &else_branch] {
+            assert_eq!(
+                body.outputs.len(),
+                outputs.len(),
+                "graph '{}': body '{}' of If '{name}' has {} outputs, the node {}",
+                self.name,
+                body.name,
+                body.outputs.len(),
+                outputs.len()
+            );
+            let own: Vec<&String> = body.tensors.difference(&body.outer).collect();
+            for t in own {
+                self.claim_tensor(t);
+            }
+            self.node_names.extend(body.node_names.iter().cloned());
+        }
+        let attrs = [
+            ("then_branch", Attr::Graph(Box::new(then_branch.build_body()))),
+            ("else_branch", Attr::Graph(Box::new(else_branch.build_body()))),
+        ];
+        self.node("If", name, &[cond], outputs, &attrs)
+    }
+
+    /// The body as a `GraphProto`: no inputs, its outputs, value infos and initializers.
+    fn build_body(self) -> GraphProto {
+        assert!(!self.outputs.is_empty(), "body '{}' has no outputs", self.name);
+        let output: Vec<ValueInfoProto> =
+            self.outputs.iter().map(|o| self.values[self.value_index[o]].clone()).collect();
+        let value_info: Vec<ValueInfoProto> =
+            self.values.into_iter().filter(|v| !self.outputs.iter().any(|o| Some(o) == v.name.as_ref())).collect();
+        GraphProto {
+            node: self.nodes,
+            name: Some(self.name),
+            initializer: self.initializers,
+            output,
+            value_info,
+            ..GraphProto::default()
         }
     }
 

@@ -641,3 +641,218 @@ pub fn tf2onnx_names() -> ModelProto {
     b.output("tf.math.truediv");
     b.build(super::TF2ONNX_NAMES_DOC)
 }
+
+/// An int64 `Constant` node (`axes`, shape values, the sample rate) as `TorchScript` exports write
+/// them, inside bodies too. Returns the output name.
+fn const_i64(b: &mut GraphBuilder, name: &str, out: &str, shape: &[usize], values: &[i64]) -> String {
+    let t = crate::tensor::Tensor::from_i64(shape, values).unwrap_or_else(|e| panic!("constant '{name}': {e}"));
+    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    b.node_typed(
+        "Constant",
+        name,
+        &[],
+        &[(out, data_type::INT64, &dims)],
+        &[("value", Attr::Tensor(Box::new(crate::model::tensor_proto::from_tensor("", &t))))],
+    )
+}
+
+/// `vad_if_branches.onnx`: a voice-activity detector shaped like Silero VAD's multi-rate export,
+/// `input[1,512] + sr → If(sr == 8000) → logit → Sigmoid → output[1,1]`.
+///
+/// The whole network sits in the branches of `/If`, chosen by the sample rate input `sr`: the
+/// `then_branch` is the 8 kHz model (`/_model_8k/...`: one STFT convolution over a whole
+/// 256-sample frame, the shapes of that frame declared in its `value_info`, as a trace at 8 kHz
+/// records them), the `else_branch` the 16 kHz model (`/_model/...`: STFT convolution, encoder
+/// convolution, and a decoder that squeezes the batch axis in a nested `/_model/decoder/If` when it
+/// is 1, the way Silero's decoder does; the two inner branches have different ranks). Any `sr`
+/// other than 8000, including trtlens' default random integers (0 or 1) and 16000, takes the
+/// 16 kHz branch, which fits the declared 512 samples. ONNX Runtime runs only the branch taken
+/// (it merges the conflicting declared shapes leniently); tract analyses both branches for these
+/// shapes and fails on the 8 kHz one (`Impossible to unify Val(256) with Val(512)`) unless trtlens
+/// inlines the branch the inputs select.
+#[must_use]
+pub fn vad_if_branches() -> ModelProto {
+    const N: i64 = 512;
+    const N_8K: i64 = 256;
+    const BINS: usize = 16;
+    const WIN: usize = 64;
+    const HOP: i64 = 32;
+    const CH: usize = 8;
+    const FRAMES: i64 = (N - WIN as i64) / HOP + 1;
+    let mut b = GraphBuilder::new("vad_if_branches", 0x7661_6469);
+    b.input("input", data_type::FLOAT, &[1, N]);
+    b.input("sr", data_type::INT64, &[]);
+    // Weights live in the main graph and are read from inside the branches (outer scope), as in
+    // exports of models with several sub-networks.
+    b.weight("_model.stft.forward_basis_buffer", &[BINS, 1, WIN], -0.3, 0.3);
+    b.weight("_model.encoder.0.reparam_conv.weight", &[CH, BINS, 3], -0.25, 0.25);
+    b.weight("_model.encoder.0.reparam_conv.bias", &[CH], -0.1, 0.1);
+    b.weight("_model.decoder.weight", &[CH, 1], -0.5, 0.5);
+    b.weight("_model.decoder.bias", &[1], -0.1, 0.1);
+    b.weight("_model_8k.stft.forward_basis_buffer", &[CH, 1, N_8K as usize], -0.1, 0.1);
+    b.weight("_model_8k.decoder.weight", &[CH, 1], -0.5, 0.5);
+    const_i64(&mut b, "/Constant", "/Constant_output_0", &[], &[8000]);
+    b.node_typed("Equal", "/Equal", &["sr", "/Constant_output_0"], &[("/Equal_output_0", data_type::BOOL, &[])], &[]);
+
+    // then_branch: the 8 kHz network; its value_info holds the shapes of the 256-sample frame it was
+    // traced with.
+    let mut k8 = b.body("torch_jit_8k");
+    const_i64(&mut k8, "/_model_8k/Constant", "/_model_8k/Constant_output_0", &[1], &[1]);
+    k8.node(
+        "Unsqueeze",
+        "/_model_8k/Unsqueeze",
+        &["input", "/_model_8k/Constant_output_0"],
+        &[("/_model_8k/Unsqueeze_output_0", &[1, 1, N_8K])],
+        &[],
+    );
+    k8.node(
+        "Conv",
+        "/_model_8k/stft/Conv",
+        &["/_model_8k/Unsqueeze_output_0", "_model_8k.stft.forward_basis_buffer"],
+        &[("/_model_8k/stft/Conv_output_0", &[1, CH as i64, 1])],
+        &[("kernel_shape", Attr::Ints(vec![N_8K])), ("strides", Attr::Ints(vec![N_8K]))],
+    );
+    // One 256-sample frame gives one STFT frame; average over frames (any length works, but the
+    // declared shapes say 1 frame of 256 samples).
+    k8.node(
+        "ReduceMean",
+        "/_model_8k/ReduceMean",
+        &["/_model_8k/stft/Conv_output_0"],
+        &[("/_model_8k/ReduceMean_output_0", &[1, CH as i64])],
+        &[("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(0))],
+    );
+    k8.node(
+        "Relu",
+        "/_model_8k/encoder/Relu",
+        &["/_model_8k/ReduceMean_output_0"],
+        &[("/_model_8k/encoder/Relu_output_0", &[1, CH as i64])],
+        &[],
+    );
+    k8.node(
+        "MatMul",
+        "/_model_8k/decoder/MatMul",
+        &["/_model_8k/encoder/Relu_output_0", "_model_8k.decoder.weight"],
+        &[("/_model_8k/decoder/MatMul_output_0", &[1, 1])],
+        &[],
+    );
+    k8.output("/_model_8k/decoder/MatMul_output_0");
+
+    // else_branch: the 16 kHz network for 512-sample frames.
+    let mut k16 = b.body("torch_jit_16k");
+    let frames = [1, CH as i64, FRAMES];
+    const_i64(&mut k16, "/_model/Constant", "/_model/Constant_output_0", &[1], &[1]);
+    k16.node(
+        "Unsqueeze",
+        "/_model/Unsqueeze",
+        &["input", "/_model/Constant_output_0"],
+        &[("/_model/Unsqueeze_output_0", &[1, 1, N])],
+        &[],
+    );
+    k16.node(
+        "Conv",
+        "/_model/stft/Conv",
+        &["/_model/Unsqueeze_output_0", "_model.stft.forward_basis_buffer"],
+        &[("/_model/stft/Conv_output_0", &[1, BINS as i64, FRAMES])],
+        &[("kernel_shape", Attr::Ints(vec![WIN as i64])), ("strides", Attr::Ints(vec![HOP]))],
+    );
+    k16.node(
+        "Conv",
+        "/_model/encoder/0/reparam_conv/Conv",
+        &["/_model/stft/Conv_output_0", "_model.encoder.0.reparam_conv.weight", "_model.encoder.0.reparam_conv.bias"],
+        &[("/_model/encoder/0/reparam_conv/Conv_output_0", &frames)],
+        &[("kernel_shape", Attr::Ints(vec![3])), ("pads", Attr::Ints(vec![1, 1]))],
+    );
+    k16.node(
+        "Relu",
+        "/_model/encoder/0/activation/Relu",
+        &["/_model/encoder/0/reparam_conv/Conv_output_0"],
+        &[("/_model/encoder/0/activation/Relu_output_0", &frames)],
+        &[],
+    );
+    // Silero's decoder: `x.squeeze(0)` when the batch is 1, written by the exporter as an If on
+    // the runtime shape.
+    k16.node_typed(
+        "Shape",
+        "/_model/decoder/Shape",
+        &["/_model/encoder/0/activation/Relu_output_0"],
+        &[("/_model/decoder/Shape_output_0", data_type::INT64, &[3])],
+        &[],
+    );
+    const_i64(&mut k16, "/_model/decoder/Constant", "/_model/decoder/Constant_output_0", &[], &[0]);
+    k16.node_typed(
+        "Gather",
+        "/_model/decoder/Gather",
+        &["/_model/decoder/Shape_output_0", "/_model/decoder/Constant_output_0"],
+        &[("/_model/decoder/Gather_output_0", data_type::INT64, &[])],
+        &[("axis", Attr::Int(0))],
+    );
+    const_i64(&mut k16, "/_model/decoder/Constant_1", "/_model/decoder/Constant_1_output_0", &[], &[1]);
+    k16.node_typed(
+        "Equal",
+        "/_model/decoder/Equal",
+        &["/_model/decoder/Gather_output_0", "/_model/decoder/Constant_1_output_0"],
+        &[("/_model/decoder/Equal_output_0", data_type::BOOL, &[])],
+        &[],
+    );
+    let mut squeeze = k16.body("torch_jit_squeeze");
+    const_i64(&mut squeeze, "/_model/decoder/Constant_2", "/_model/decoder/Constant_2_output_0", &[1], &[0]);
+    squeeze.node(
+        "Squeeze",
+        "/_model/decoder/Squeeze",
+        &["/_model/encoder/0/activation/Relu_output_0", "/_model/decoder/Constant_2_output_0"],
+        &[("/_model/decoder/Squeeze_output_0", &[CH as i64, FRAMES])],
+        &[],
+    );
+    squeeze.output("/_model/decoder/Squeeze_output_0");
+    let mut keep = k16.body("torch_jit_keep");
+    keep.node(
+        "Identity",
+        "/_model/decoder/Identity",
+        &["/_model/encoder/0/activation/Relu_output_0"],
+        &[("/_model/decoder/Identity_output_0", &frames)],
+        &[],
+    );
+    keep.output("/_model/decoder/Identity_output_0");
+    k16.if_node(
+        "/_model/decoder/If",
+        "/_model/decoder/Equal_output_0",
+        squeeze,
+        keep,
+        &[("/_model/decoder/If_output_0", &[CH as i64, FRAMES])],
+    );
+    k16.node(
+        "ReduceMean",
+        "/_model/decoder/ReduceMean",
+        &["/_model/decoder/If_output_0"],
+        &[("/_model/decoder/ReduceMean_output_0", &[CH as i64])],
+        &[("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(0))],
+    );
+    k16.node(
+        "MatMul",
+        "/_model/decoder/MatMul",
+        &["/_model/decoder/ReduceMean_output_0", "_model.decoder.weight"],
+        &[("/_model/decoder/MatMul_output_0", &[1])],
+        &[],
+    );
+    k16.node(
+        "Add",
+        "/_model/decoder/Add",
+        &["/_model/decoder/MatMul_output_0", "_model.decoder.bias"],
+        &[("/_model/decoder/Add_output_0", &[1])],
+        &[],
+    );
+    const_i64(&mut k16, "/_model/Constant_1", "/_model/Constant_1_output_0", &[1], &[0]);
+    k16.node(
+        "Unsqueeze",
+        "/_model/Unsqueeze_1",
+        &["/_model/decoder/Add_output_0", "/_model/Constant_1_output_0"],
+        &[("/_model/Unsqueeze_1_output_0", &[1, 1])],
+        &[],
+    );
+    k16.output("/_model/Unsqueeze_1_output_0");
+
+    b.if_node("/If", "/Equal_output_0", k8, k16, &[("/If_output_0", &[1, 1])]);
+    b.node("Sigmoid", "/Sigmoid", &["/If_output_0"], &[("output", &[1, 1])], &[]);
+    b.output("output");
+    b.build(super::VAD_IF_BRANCHES_DOC)
+}

@@ -122,6 +122,13 @@ pub struct Manifest {
     pub excluded: Vec<NotCaptured>,
     /// Tensors inside If/Loop/Scan bodies: not observable, listed so nothing is silently missing.
     pub subgraph_tensors: Vec<String>,
+    /// `If` nodes replaced by the branch the inputs select, in the order they were applied (the
+    /// run's graph is the model with these applied: [`crate::model::specialize::apply`]).
+    #[serde(default)]
+    pub specialized: Vec<crate::model::specialize::Specialized>,
+    /// `If` nodes left as they are, and why.
+    #[serde(default)]
+    pub not_specialized: Vec<crate::model::specialize::NotSpecialized>,
     /// Iterations.
     pub iterations: Vec<IterationEntry>,
     /// Warnings raised during the run.
@@ -442,6 +449,8 @@ mod tests {
             not_captured: vec![],
             excluded: vec![],
             subgraph_tensors: vec![],
+            specialized: vec![],
+            not_specialized: vec![],
             iterations: entries,
             warnings: vec![],
             timings: Timings::default(),

@@ -173,6 +173,8 @@ pub struct App {
     pub predict: Option<crate::precision::predict::Predict>,
     /// Keeps the scratch directory (job runs) alive as long as the app.
     pub work_guard: Option<tempfile::TempDir>,
+    /// The control-flow specialization `ctx.graph` has applied (that of the current report's runs).
+    pub graph_specialized: Vec<crate::model::specialize::Specialized>,
     /// First table row drawn (kept by the table view so the selection scrolls smoothly).
     pub table_offset: std::cell::Cell<usize>,
     job: Option<CompareJob>,
@@ -217,6 +219,7 @@ impl App {
             quit: false,
             predict: None,
             work_guard: None,
+            graph_specialized: Vec::new(),
             table_offset: std::cell::Cell::new(0),
             job: None,
             jobs_started: 0,
@@ -245,12 +248,33 @@ impl App {
     /// Install a report (initial load, session reopen, or a finished job).
     pub fn set_report(&mut self, report: Report, runs: Option<(PathBuf, PathBuf)>) {
         let keep = self.selected_row().map(|r| r.name.clone());
+        self.follow_specialization(&report);
         self.rows = rows::build(&report);
         self.report = Some(report);
         self.runs = runs;
         self.histograms.clear();
         self.histograms_pending.clear();
         self.refresh_view(keep.as_deref());
+    }
+
+    /// Make the graph the one the report's runs were made from: the model with the report's
+    /// control-flow specialization applied, so the nodes of inlined branches can be toggled.
+    fn follow_specialization(&mut self, report: &Report) {
+        if report.specialized == self.graph_specialized {
+            return;
+        }
+        let Some(path) = &self.ctx.model else { return };
+        let graph = crate::model::Model::load(path)
+            .and_then(|m| crate::model::specialize::apply_to(&m, &report.specialized))
+            .map(|m| m.graph);
+        match graph {
+            Ok(g) => {
+                self.ctx.graph = Some(g);
+                self.graph_specialized.clone_from(&report.specialized);
+                self.edits.regraph(self.ctx.graph.as_ref());
+            }
+            Err(e) => self.status = Some(format!("cannot follow the runs' control-flow specialization: {e}")),
+        }
     }
 
     /// Recompute the visible list, keeping `keep` selected when it is still visible.

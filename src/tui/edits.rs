@@ -98,6 +98,13 @@ impl Edits {
         self.applied_res.get(node).map(|x| x.0)
     }
 
+    /// Resolve both plans again over another graph (the control-flow specialization a report was
+    /// made with), keeping pending edits that still differ.
+    pub fn regraph(&mut self, graph: Option<&Graph>) {
+        self.applied_res = resolve(self.applied.as_ref(), graph);
+        self.recompute(graph);
+    }
+
     fn recompute(&mut self, graph: Option<&Graph>) {
         self.effective_res = resolve(self.effective.as_ref(), graph);
         self.pending = self

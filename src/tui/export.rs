@@ -20,14 +20,19 @@ pub fn report(app: &App) -> String {
     }
 }
 
-/// `w`: the effective plan as `NAME.plan.toml` and the model rewritten with it as `NAME.mixed.onnx`.
+/// `w`: the effective plan as `NAME.plan.toml` and the model rewritten with it as `NAME.mixed.onnx`
+/// (with the control-flow specialization of the current report's runs, so the plan's inner nodes
+/// exist and a `TensorRT` build marks the same tensors).
 pub fn plan(app: &App) -> String {
     let Some(plan) = app.edits.effective() else {
         return format!("the candidate '{}' takes no precision plan", app.ctx.candidate);
     };
     let Some(model_path) = &app.ctx.model else { return "the model is not available".into() };
     let (plan_path, onnx_path) = (target(app, ".plan.toml"), target(app, ".mixed.onnx"));
+    // The graph the runs were made from (control flow specialized for their inputs).
+    let specialized = app.report.as_ref().map_or(&[][..], |r| &r.specialized[..]);
     let result = crate::model::Model::load(model_path).and_then(|m| {
+        let m = crate::model::specialize::apply_to(&m, specialized)?;
         let (bytes, _) = crate::precision::convert_to_bytes(&m, plan)?;
         crate::store::write_atomic(&plan_path, plan.to_toml().as_bytes())?;
         crate::store::write_atomic(&onnx_path, &bytes)

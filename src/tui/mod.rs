@@ -114,7 +114,11 @@ pub fn start(launch: &Launch, keymap: &KeyMap) -> Result<App> {
         }
         let plan =
             takes.then(|| launch.plan.clone().unwrap_or_else(|| Plan::uniform(crate::precision::Precision::Fp16)));
-        if let Some(p) = &plan {
+        // A plan may name nodes inside If branches that the runs will inline (control-flow
+        // specialization): with Ifs in the graph, the first job checks the plan instead.
+        if let Some(p) = &plan
+            && !model.graph.nodes.iter().any(|n| n.op_type == "If")
+        {
             p.resolve_nodes(&model.graph)?;
         }
         let stem = launch.target.file_stem().map_or_else(|| "session".into(), |s| s.to_string_lossy().into_owned());
