@@ -428,7 +428,8 @@ fn cpu_fp16_captures_every_fp16_tensor_of_every_sample_as_stored() -> TestResult
         let original = Model::load(&sample(s.name))?;
         let mut set = trtlens::inputs::prepare(&original, &s.input_options(1))?;
         // The model as a run executes it (control flow specialized for these inputs).
-        let exe = trtlens::run::executable(&original, &set.iterations, true, &Default::default())?;
+        let exe =
+            trtlens::run::executable(&original, &set.iterations, true, &trtlens::runner::RunnerOptions::default())?;
         let feed = set.iterations.swap_remove(0);
         let checked = fp16_captures_are_stored_values(&exe.model, &feed).map_err(|e| format!("{}: {e}", s.name))?;
         assert!(checked > 0, "{}: no FP16 tensor", s.name);

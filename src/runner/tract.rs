@@ -228,13 +228,17 @@ impl TractRunner {
             hint.push(format!("--shape {first}:DIMS with other sizes"));
         }
         hint.push(self.fallback.replace("{node}", node.map_or("NODE", |n| n.display.as_str())));
+        // A failure inside a control-flow body: tract names the body node after the outer one.
+        let inner = node.and_then(|n| innermost_node(&full).filter(|(name, _)| *name != n.tract_name));
         let msg = match node {
             Some(n) => {
                 let shapes: Vec<String> = n.inputs.iter().map(|i| shape_of(i)).collect();
+                let at = match &inner {
+                    Some((name, op)) => format!("node '{name}' ({op}) inside '{}' ({})", n.display, n.op),
+                    None => format!("node '{}' ({})", n.display, n.op),
+                };
                 format!(
-                    "cannot run node '{}' ({}): {reason}; inputs: {}; try {}",
-                    n.display,
-                    n.op,
+                    "cannot run {at}: {reason}; inputs: {}; try {}",
                     if shapes.is_empty() { "none".to_string() } else { shapes.join(", ") },
                     hint.join(" or ")
                 )
@@ -274,6 +278,19 @@ impl TractRunner {
         }
         best.map(|(_, _, n)| n)
     }
+}
+
+/// The last node tract's analysis names (`Failed analyse for node #N "NAME" OP`): the innermost
+/// one when the failure is inside a subgraph.
+fn innermost_node(text: &str) -> Option<(String, String)> {
+    const MARK: &str = "Failed analyse for node #";
+    let at = text.rfind(MARK)?;
+    let rest = &text[at + MARK.len()..];
+    let open = rest.find('"')?;
+    let close = open + 1 + rest[open + 1..].find('"')?;
+    let name = rest[open + 1..close].to_string();
+    let op = rest[close + 1..].split_whitespace().next().unwrap_or("?").trim_end_matches(':').to_string();
+    Some((name, op))
 }
 
 /// The first position where `name` appears in `text` as a whole name: after a quote, a space or the
@@ -512,6 +529,14 @@ mod tests {
         assert_eq!(mention("in output_facts invocation for mul: Mul", "mul"), Some(31));
         assert_eq!(mention("ab a", "a"), Some(3));
         assert_eq!(mention("", "a"), None);
+    }
+
+    #[test]
+    fn the_innermost_failing_node_is_found() {
+        let text = "Failed analyse for node #11 \"/If\" If: Infering facts: Failed analyse for node #1 \
+                    \"/_model_8k/Unsqueeze\" Unsqueeze13: Impossible to unify Val(256) with Val(512).";
+        assert_eq!(innermost_node(text), Some(("/_model_8k/Unsqueeze".to_string(), "Unsqueeze13".to_string())));
+        assert_eq!(innermost_node("no node here"), None);
     }
 
     #[test]
