@@ -19,6 +19,7 @@ pub mod session;
 pub mod store;
 pub mod sys;
 pub mod tensor;
+pub mod text;
 pub mod tui;
 
 pub use error::{Error, Result};

@@ -161,9 +161,58 @@ fn mouse_positions_map_to_rows_and_header_columns() {
     assert_eq!(views::table::row_at(&app, table, table.y + 4), Some(2));
     assert_eq!(views::table::row_at(&app, table, table.y + 1), None, "the header is not a row");
     assert_eq!(views::table::row_at(&app, table, table.y + 20), None, "below the last row");
-    assert_eq!(views::table::column_at(table, table.x + 1), Some(trtlens::tui::rows::Column::Index));
+    assert_eq!(views::table::column_at(&app, table, table.x + 1), Some(trtlens::tui::rows::Column::Index));
     let name_x = (0..table.width)
         .map(|dx| table.x + dx)
-        .find(|&x| views::table::column_at(table, x) == Some(trtlens::tui::rows::Column::Name));
+        .find(|&x| views::table::column_at(&app, table, x) == Some(trtlens::tui::rows::Column::Name));
     assert!(name_x.is_some(), "the tensor column has a header cell");
+}
+
+/// Exported models name tensors by scope (`jax2tf_infer_/pjit_infer_/Net/LayerNorm_1/Sum_1:0`): the
+/// table drops the prefix every row shares (shown once in its title), elides from the left, and
+/// gives the tensor column the width the terminal allows; the detail pane and search keep the full
+/// name.
+#[test]
+fn long_scoped_names_stay_readable() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut app = loaded("layernorm_overflow", tmp.path());
+    let scope = "jax2tf_infer_/pjit_infer_/Net/";
+    let rename = |n: &str| format!("{scope}LayerNorm_1/{}:0", n.replace('/', "_"));
+    let mut report = app.report.clone().expect("report");
+    for t in &mut report.tensors {
+        t.name = rename(&t.name);
+    }
+    for o in &mut report.outputs {
+        o.name = rename(&o.name);
+    }
+    report.first_divergence = report.first_divergence.as_deref().map(rename);
+    report.first_nonfinite = report.first_nonfinite.as_deref().map(rename);
+    app.set_report(report, None);
+    assert_eq!(app.name_prefix, "jax2tf_infer_/pjit_infer_/Net/LayerNorm_1/");
+    app.update(Action::Cmd(Command::FirstDivergence));
+    for (w, h) in [(100, 30), (160, 40)] {
+        let s = screen(&mut app, w, h);
+        insta::assert_snapshot!(format!("long_scoped_names_{w}x{h}"), s);
+        let title = s.lines().find(|l| l.contains("layers ")).expect("table title");
+        assert!(title.contains("pjit_infer_/Net/LayerNorm_1/"), "the shared prefix is in the title: {title}");
+        // No row repeats the prefix: every row shows its own tail.
+        let body: Vec<&str> = s
+            .lines()
+            .filter_map(|l| l.split('│').nth(1))
+            .filter(|cell| cell.split_whitespace().next().is_some_and(|i| i.parse::<usize>().is_ok()))
+            .collect();
+        assert!(body.len() >= 8, "{s}");
+        assert!(body.iter().all(|l| !l.contains("jax2tf_infer_/pj")), "{s}");
+        for tail in ["ln_squared:0", "ln_var:0", "hidden:0"] {
+            assert!(s.contains(tail), "{w}x{h}: {tail} is readable\n{s}");
+        }
+    }
+    // The detail pane and search use the full name.
+    let detail = one(160, 12, |f, a| views::detail::draw(f, a, &app));
+    assert!(detail.contains(&format!("{scope}LayerNorm_1/ln_square_Pow")) || detail.contains(scope), "{detail}");
+    app.update(Action::Cmd(Command::Search));
+    for c in "Net/LayerNorm_1/ln_var".chars() {
+        app.update(Action::SearchInput(c));
+    }
+    assert_eq!(app.selected_row().map(|r| r.name.as_str()), Some("jax2tf_infer_/pjit_infer_/Net/LayerNorm_1/ln_var:0"));
 }

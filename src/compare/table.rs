@@ -24,24 +24,7 @@ const BOLD: &str = "\x1b[1m";
 const DIM: &str = "\x1b[2m";
 const RESET: &str = "\x1b[0m";
 
-/// Keep the head of a long word (op types).
-fn fit_head(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        return s.to_string();
-    }
-    let head: String = s.chars().take(width - 1).collect();
-    format!("{head}…")
-}
-
-/// Keep the tail of a long name (the informative part of `/model/block/3/conv/Conv_output_0`).
-fn fit(s: &str, width: usize) -> String {
-    let n = s.chars().count();
-    if n <= width {
-        return s.to_string();
-    }
-    let tail: String = s.chars().skip(n - (width - 1)).collect();
-    format!("…{tail}")
-}
+use crate::text::{elide_left as fit, elide_right as fit_head};
 
 fn num(v: f64) -> String {
     if v.is_nan() {

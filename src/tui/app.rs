@@ -122,6 +122,10 @@ pub struct App {
     pub runs: Option<(PathBuf, PathBuf)>,
     /// Table rows of the current report.
     pub rows: Vec<Row>,
+    /// The scope prefix every row's name shares (shown once in the table title, dropped from rows).
+    pub name_prefix: String,
+    /// The widest row name without that prefix, in characters.
+    pub name_width: usize,
     /// Visible rows: indices into `rows`.
     pub visible: Vec<usize>,
     /// Selected position in `visible`.
@@ -193,6 +197,8 @@ impl App {
             report: None,
             runs: None,
             rows: Vec::new(),
+            name_prefix: String::new(),
+            name_width: 0,
             visible: Vec::new(),
             selected: 0,
             sort: (Column::Index, false),
@@ -250,6 +256,9 @@ impl App {
         let keep = self.selected_row().map(|r| r.name.clone());
         self.follow_specialization(&report);
         self.rows = rows::build(&report);
+        self.name_prefix = crate::text::shared_scope(self.rows.iter().map(|r| r.name.as_str()));
+        let skip = self.name_prefix.len();
+        self.name_width = self.rows.iter().map(|r| r.name[skip..].chars().count()).max().unwrap_or(0);
         self.report = Some(report);
         self.runs = runs;
         self.histograms.clear();

@@ -223,7 +223,7 @@ fn event_loop(
                 MouseEventKind::ScrollUp => app.update(Action::Scroll(-3)),
                 MouseEventKind::Down(MouseButton::Left) => {
                     if m.row == areas.table.y + 1 {
-                        if let Some(c) = views::table::column_at(areas.table, m.column) {
+                        if let Some(c) = views::table::column_at(app, areas.table, m.column) {
                             app.update(Action::SortBy(c));
                         }
                     } else if let Some(p) = views::table::row_at(app, areas.table, m.row) {
