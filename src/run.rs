@@ -143,6 +143,7 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
             } else {
                 None
             },
+            conversion: r.conversion(),
         },
         model: model_info(&model),
         inputs: input_set.source.clone(),
