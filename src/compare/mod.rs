@@ -635,7 +635,8 @@ fn conversion_notes(which: &str, c: &crate::precision::RangeConversion) -> Vec<S
         c.values.iter().filter(|v| v.action == RangeAction::Saturated && v.above_max > 0).collect();
     if !saturated.is_empty() {
         notes.push(format!(
-            "{which}: --out-of-range saturate stored {} initializer/constant value(s) above 65504 as ±65504: {}",
+            "{which}: --out-of-range saturate stored {} initializer/constant value(s) above 65504 as ±65504: {}; \
+             where the model needs the real value, --out-of-range keep-fp32 keeps the nodes reading it FP32",
             saturated.len(),
             list(&saturated)
         ));
