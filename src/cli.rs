@@ -214,6 +214,11 @@ pub struct PlanArgs {
     /// Keep nodes whose name matches this regex FP32 (repeatable).
     #[arg(long = "keep-fp32-regex", value_name = "REGEX")]
     pub keep_fp32_regex: Vec<String>,
+    /// Initializer/Constant values FP16 cannot hold: saturate (to ±65504 / ±5.96e-8, like the engine
+    /// builder's own weight conversion; the default), keep-fp32 (nodes reading values above 65504 stay
+    /// FP32), or ieee (round: ±inf / 0). Overrides the plan file's policy.
+    #[arg(long = "out-of-range", value_enum, value_name = "saturate|keep-fp32|ieee")]
+    pub out_of_range: Option<crate::precision::OutOfRangePolicy>,
 }
 
 impl PlanArgs {
@@ -225,6 +230,7 @@ impl PlanArgs {
             || !self.keep_fp32.is_empty()
             || !self.keep_fp32_op.is_empty()
             || !self.keep_fp32_regex.is_empty()
+            || self.out_of_range.is_some()
     }
 
     /// The plan and a label naming it (`None` when no flag was given).
@@ -245,7 +251,7 @@ impl PlanArgs {
             &self.keep_fp32_regex,
         )?;
         let mut label = Vec::new();
-        let plan = match &self.plan {
+        let mut plan = match &self.plan {
             Some(path) => {
                 let mut p = Plan::load(path)?;
                 if let Some(d) = precision {
@@ -272,6 +278,10 @@ impl PlanArgs {
         }
         if self.plan.is_some() && precision.is_some() {
             label.push(format!("default {}", plan.default));
+        }
+        if let Some(policy) = self.out_of_range {
+            plan.out_of_range = policy;
+            label.push(format!("out-of-range {policy}"));
         }
         Ok(Some((plan, label.join("; "))))
     }

@@ -266,6 +266,7 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
             } else {
                 None
             },
+            conversion: r.conversion(),
         },
         model: model_info(&original),
         inputs: input_set.source.clone(),

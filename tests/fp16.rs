@@ -1,7 +1,9 @@
 //! The `cpu-fp16` candidate and the `convert` command end to end: FP16 storage shows the planted
 //! overflows where they happen, FP16 tensors keep their dtype in the store and the report, the report
 //! names the plan, each sample's documented FP32 fix (the culprit alone, or the smallest island) and
-//! the predicted island fix the outputs, and plans round-trip byte for byte.
+//! the predicted island fix the outputs, and plans round-trip byte for byte. Each sample is run under
+//! the out-of-range policy its failure is documented for (`Sample::policy`: `ieee` where the failure
+//! needs a constant FP16 cannot hold to become ±inf or 0; `tests/out_of_range.rs` covers the default).
 
 use std::path::PathBuf;
 
@@ -40,14 +42,20 @@ fn compare(model: &PathBuf, extra: &[&str], code: i32) -> Result<Report, Box<dyn
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// `--out-of-range POLICY` of a sample's documented failure.
+fn policy_args(s: &trtlens::samples::Sample) -> [&'static str; 2] {
+    ["--out-of-range", s.policy.name()]
+}
+
 #[test]
 fn all_fp16_fails_exactly_at_the_planted_layer() -> TestResult {
     for s in trtlens::samples::all() {
         let path = sample(s.name);
         let model = Model::load(&path)?;
-        // Healthy samples pass in FP16 (the attention mask saturates to -inf by design and the
+        // Healthy samples pass in FP16 (the attention mask's -1e9 is -65504 in FP16, and the
         // softmax turns it into exact zeros).
-        let report = compare(&path, &[], i32::from(s.culprit.is_some()))?;
+        let report = compare(&path, &policy_args(&s), i32::from(s.culprit.is_some()))?;
+        assert_eq!(report.candidate.conversion.as_ref().map(|c| c.out_of_range), Some(s.policy), "{}", s.name);
         assert_eq!(report.candidate.runner, "cpu-fp16");
         assert!(report.candidate.precision_plan.is_some(), "the report names the plan");
         let Some(want) = s.first_nonfinite else {
@@ -92,7 +100,8 @@ fn keeping_the_documented_fix_fp32_makes_the_outputs_pass() -> TestResult {
         let model = Model::load(&path)?;
         let culprit = s.culprit.ok_or("culprit")?;
         assert!(s.fix.contains(&culprit), "{}: the fix keeps the culprit", s.name);
-        let args = keep_args(s.fix);
+        let mut args = keep_args(s.fix);
+        args.extend(policy_args(&s).map(String::from));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let fixed = compare(&path, &args, 0)?;
         assert_eq!(fixed.verdict, "pass", "{}: keeping {:?} FP32", s.name, s.fix);
@@ -103,11 +112,20 @@ fn keeping_the_documented_fix_fp32_makes_the_outputs_pass() -> TestResult {
             assert!(!t.is_output || !t.flags.iter().any(|f| f == "INF"), "{}: {}", s.name, t.name);
         }
         assert!(fixed.candidate.precision_plan.as_deref().is_some_and(|p| p.contains("keep fp32")));
-        // The kept nodes really ran in FP32: their outputs are float32 in the store.
+        // The kept nodes really ran in FP32: their outputs are float32 in the store; the other float
+        // tensors are FP16 (integer tensors and Cast outputs keep their type).
         for t in &fixed.tensors {
             let producer = model.graph.producer(&t.name).map(trtlens::model::graph::Node::display_name);
             let kept = producer.as_deref().is_some_and(|p| s.fix.contains(&p));
-            assert_eq!(t.dtype_candidate, if kept { "float32" } else { "float16" }, "{}", t.name);
+            let as_written = t.dtype_reference != "float32" || t.op_type.as_deref() == Some("Cast");
+            let want = if kept {
+                "float32"
+            } else if as_written {
+                t.dtype_reference.as_str()
+            } else {
+                "float16"
+            };
+            assert_eq!(t.dtype_candidate, want, "{}", t.name);
         }
         if s.fix == [culprit] {
             single += 1;
@@ -115,13 +133,14 @@ fn keeping_the_documented_fix_fp32_makes_the_outputs_pass() -> TestResult {
         }
         for drop in s.fix {
             let rest: Vec<&str> = s.fix.iter().copied().filter(|n| n != drop).collect();
-            let args = keep_args(&rest);
+            let mut args = keep_args(&rest);
+            args.extend(policy_args(&s).map(String::from));
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let report = compare(&path, &args, 1)?;
             assert_eq!(report.verdict, "fail", "{}: the island needs {drop}", s.name);
         }
     }
-    assert_eq!(single, 2, "regression_overflow and mask_fill_nan are fixed by their culprit alone");
+    assert_eq!(single, 3, "regression_overflow and the two masks are fixed by their culprit alone");
     Ok(())
 }
 
@@ -130,7 +149,7 @@ fn the_predicted_island_covers_the_documented_fix() -> TestResult {
     for s in trtlens::samples::all().into_iter().filter(|s| s.culprit.is_some()) {
         let path = sample(s.name);
         let model = Model::load(&path)?;
-        let all16 = compare(&path, &[], 1)?;
+        let all16 = compare(&path, &policy_args(&s), 1)?;
         let what = if s.first_nonfinite == s.culprit { Predict::Overflow } else { Predict::OverflowAndUnderflow };
         let keep = nodes_to_keep(&model.graph, &all16, what);
         for n in s.fix {
@@ -221,14 +240,16 @@ fn keep_fp32_predicted_fixes_every_planted_failure_in_one_command() -> TestResul
         ("regression_overflow", "overflow"),
         ("mask_fill_nan", "overflow"),
         ("tf2onnx_names", "overflow"),
+        ("attention_mask_f32min", "overflow"),
     ] {
-        let report = compare(&sample(name), &["--keep-fp32-predicted", what], 0)?;
+        let s = trtlens::samples::find(name).ok_or("sample")?;
+        let report = compare(&sample(name), &["--keep-fp32-predicted", what, "--out-of-range", s.policy.name()], 0)?;
         assert_eq!(report.verdict, "pass", "{name}");
         let plan = report.candidate.precision_plan.unwrap_or_default();
         assert!(plan.contains("keep fp32 predicted"), "{name}: {plan}");
     }
     // Underflow is not an overflow: predicting overflow alone leaves the eps sample failing.
-    let report = compare(&sample("layernorm_eps_underflow"), &["--keep-fp32-predicted"], 1)?;
+    let report = compare(&sample("layernorm_eps_underflow"), &["--keep-fp32-predicted", "--out-of-range", "ieee"], 1)?;
     assert_eq!(report.verdict, "fail");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The precision plan and the Cast rewrite (`trtlens::precision`): every sample converts to a model
 //! tract and ONNX Runtime run, the planted FP16 overflow shows exactly where the samples say, the
-//! output is byte-stable, out-of-range initializers are reported (never clamped), and every ONNX
+//! output is byte-stable, out-of-range initializers and Constants are stored as the out-of-range
+//! policy says (saturated, kept FP32 or IEEE-rounded) and reported, and every ONNX
 //! backend node test model either converts to a model both runners accept or is reported with a
 //! reason.
 //!
@@ -725,34 +726,96 @@ fn constants_follow_their_readers() -> TestResult {
     outputs_agree(&model, &converted, &feed)
 }
 
+/// FP16 bits of a converted initializer.
+fn fp16_bits(c: &precision::Converted, name: &str) -> Result<Vec<u16>, Box<dyn std::error::Error>> {
+    let g = c.proto.graph.as_ref().ok_or("graph")?;
+    let w = g.initializer.iter().find(|t| t.name.as_deref() == Some(name)).ok_or("initializer")?;
+    assert_eq!(w.data_type, Some(data_type::FLOAT16), "{name} is stored FP16");
+    Ok(w.raw_data.as_deref().unwrap_or_default().chunks(2).map(|p| u16::from_le_bytes([p[0], p[1]])).collect())
+}
+
+/// Per runner: the outputs `y` and `z` of the range test model.
+type RangeOutputs = (RunnerKind, Vec<f64>, Vec<f64>);
+
 #[test]
-fn out_of_range_initializers_are_reported_not_clamped() -> TestResult {
+fn out_of_range_values_follow_the_policy() -> TestResult {
+    use trtlens::precision::{OutOfRangePolicy, RangeAction};
     let mut b = GraphBuilder::new("range", 5);
     b.input("x", data_type::FLOAT, &[4]);
     b.constant("w", &[4], &[1.0, 70000.0, -1e9, 1e-12]);
     b.node("Mul", "mul", &["x", "w"], &[("y", &[4])], &[]);
+    b.node_typed("Constant", "fmin", &[], &[("k", data_type::FLOAT, &[])], &[("value_float", Attr::Float(f32::MIN))]);
+    b.node("Mul", "mulk", &["x", "k"], &[("z", &[4])], &[]);
     b.output("y");
+    b.output("z");
     let dir = tempfile::tempdir()?;
     let model = reload(dir.path(), "range.onnx", &samples::encode(&b.build("range")))?;
-    let c = precision::convert(&model, &all_fp16())?;
+    let feed = vec![("x".to_string(), Tensor::from_f32(&[4], &[1.0, 1.0, 1.0, 1.0])?)];
+    let outputs = |c: &precision::Converted, file: &str| -> Result<Vec<RangeOutputs>, Box<dyn std::error::Error>> {
+        let converted = reload(dir.path(), file, &c.proto.encode_to_vec())?;
+        let mut out = Vec::new();
+        for kind in runners() {
+            let run = run_all(kind, &converted, &feed)?;
+            out.push((kind, get(&run, "y").to_f64_vec(), get(&run, "z").to_f64_vec()));
+        }
+        Ok(out)
+    };
+    let with = |policy| Plan { out_of_range: policy, ..all_fp16() };
+
+    // ieee: rounded, never clamped.
+    let c = precision::convert(&model, &with(OutOfRangePolicy::Ieee))?;
     let r = c.report.out_of_range.first().ok_or("nothing reported")?;
     assert_eq!((r.name.as_str(), r.above_max, r.to_inf, r.to_zero, r.max_abs), ("w", 2, 2, 1, 1e9));
-    let g = c.proto.graph.as_ref().ok_or("graph")?;
-    let w = g.initializer.iter().find(|t| t.name.as_deref() == Some("w")).ok_or("w")?;
-    assert_eq!(w.data_type, Some(data_type::FLOAT16));
-    let bits: Vec<u16> =
-        w.raw_data.as_deref().unwrap_or_default().chunks(2).map(|p| u16::from_le_bytes([p[0], p[1]])).collect();
-    assert_eq!(bits, [0x3C00, 0x7C00, 0xFC00, 0x0000], "1, +inf, -inf, 0: rounded, never clamped to 65504");
-    assert!(c.report.to_string().contains("not clamped"));
-    let converted = reload(dir.path(), "range_fp16.onnx", &c.proto.encode_to_vec())?;
-    let feed = vec![("x".to_string(), Tensor::from_f32(&[4], &[1.0, 1.0, 1.0, 1.0])?)];
-    for kind in runners() {
-        let y = get(&run_all(kind, &converted, &feed)?, "y").to_f64_vec();
+    assert_eq!(
+        (r.action, r.changed, r.became.clone()),
+        (RangeAction::Ieee, 3, vec!["-inf".into(), "0".into(), "inf".into()])
+    );
+    assert_eq!(fp16_bits(&c, "w")?, [0x3C00, 0x7C00, 0xFC00, 0x0000], "1, +inf, -inf, 0: rounded");
+    assert!(c.report.to_string().contains("not clamped"), "{}", c.report);
+    for (kind, y, z) in outputs(&c, "range_ieee.onnx")? {
         assert_eq!(y, [1.0, f64::INFINITY, f64::NEG_INFINITY, 0.0], "{}", kind.name());
+        assert_eq!(z, [f64::NEG_INFINITY; 4], "{}", kind.name());
     }
+
+    // saturate (the default): ±65504 and ± the smallest subnormal, as TensorRT converts weights.
+    let c = precision::convert(&model, &all_fp16())?;
+    assert_eq!(c.report.out_of_range_policy, OutOfRangePolicy::Saturate);
+    let names: Vec<(&str, &str, RangeAction, usize)> =
+        c.report.out_of_range.iter().map(|r| (r.name.as_str(), r.kind.as_str(), r.action, r.changed)).collect();
+    assert_eq!(names, [("w", "initializer", RangeAction::Saturated, 3), ("k", "constant", RangeAction::Saturated, 1)]);
+    assert_eq!(c.report.out_of_range[0].became, ["-65504", "5.9604645e-8", "65504"]);
+    assert_eq!(fp16_bits(&c, "w")?, [0x3C00, 0x7BFF, 0xFBFF, 0x0001]);
+    assert!(c.report.to_string().contains("saturated to -65504"), "{}", c.report);
+    for (kind, y, z) in outputs(&c, "range_saturate.onnx")? {
+        assert_eq!(y, [1.0, 65504.0, -65504.0, f64::from(precision::report::FP16_MIN_SUBNORMAL)], "{}", kind.name());
+        assert_eq!(z, [-65504.0; 4], "{}", kind.name());
+    }
+
+    // keep-fp32: the readers stay FP32 and read the values unchanged; nothing is stored FP16.
+    let c = precision::convert(&model, &with(OutOfRangePolicy::KeepFp32))?;
+    let kept: Vec<(&str, KeepReason)> = c.report.nodes_fp32.iter().map(|k| (k.node.as_str(), k.reason)).collect();
+    assert!(
+        kept.contains(&("mul", KeepReason::OutOfRangeConstant))
+            && kept.contains(&("mulk", KeepReason::OutOfRangeConstant)),
+        "{kept:?}"
+    );
+    assert!(c.report.initializers.is_empty(), "{:?}", c.report.initializers);
+    let r: Vec<(&str, RangeAction, Vec<String>)> =
+        c.report.out_of_range.iter().map(|r| (r.name.as_str(), r.action, r.readers_kept_fp32.clone())).collect();
+    assert_eq!(
+        r,
+        [("w", RangeAction::KeptFp32, vec!["mul".to_string()]), ("k", RangeAction::KeptFp32, vec!["mulk".to_string()])]
+    );
+    assert!(c.report.to_string().contains("kept FP32 with the nodes that read it: mul"), "{}", c.report);
+    for (kind, y, z) in outputs(&c, "range_keep.onnx")? {
+        assert_eq!(y, [1.0, 70000.0, -1e9, f64::from(1e-12f32)], "{}", kind.name());
+        assert_eq!(z, [f64::from(f32::MIN); 4], "{}", kind.name());
+    }
+
     // The attention sample's -1e9 mask is reported the same way.
     let (_, report) = precision::convert_to_bytes(&sample_model("attention_mask.onnx")?, &all_fp16())?;
-    assert!(report.out_of_range.iter().any(|r| r.name == "attn.causal_mask" && r.to_inf == 28));
+    let r = report.out_of_range.iter().find(|r| r.name == "attn.causal_mask").ok_or("mask not reported")?;
+    assert_eq!((r.to_inf, r.changed, r.became.as_slice()), (28, 28, &["-65504".to_string()][..]));
     Ok(())
 }
 

@@ -380,6 +380,7 @@ fn run_side(
             version,
             path: if tmp.is_some() { None } else { Some(summary.dir.display().to_string()) },
             precision_plan: side.plan(),
+            conversion: side.conversion(),
         },
         side,
         _tmp: tmp,
@@ -450,6 +451,7 @@ fn open_saved(spec: &SideSpec, which: &str) -> Result<Option<Ready>> {
             version,
             path: Some(path.display().to_string()),
             precision_plan: side.plan(),
+            conversion: side.conversion(),
         },
         side,
         _tmp: None,
@@ -737,6 +739,11 @@ fn build_report(
             ));
         }
     }
+    for (which, side) in [("reference", &reference.report), ("candidate", &candidate.report)] {
+        if let Some(c) = &side.conversion {
+            notes.extend(conversion_notes(which, c));
+        }
+    }
     let verdict = if !outputs.is_empty() && outputs.iter().all(|o| o.status == Status::Pass) { "pass" } else { "fail" };
     if outputs.is_empty() {
         notes.push("nothing to judge: no graph output was compared".into());
@@ -774,6 +781,54 @@ fn build_report(
         notes,
         specialized: Vec::new(),
     })
+}
+
+/// Notes on what a side's out-of-range policy did to values above the FP16 range, or to values
+/// it stored as ±inf or 0 (the ones that turn into NaN and inf: `0 · inf`, `inf − inf`, `x / 0`).
+fn conversion_notes(which: &str, c: &crate::precision::RangeConversion) -> Vec<String> {
+    use crate::precision::{OutOfRange, RangeAction};
+    let list = |vs: &[&OutOfRange]| {
+        let shown: Vec<String> = vs
+            .iter()
+            .take(3)
+            .map(|v| match v.action {
+                RangeAction::KeptFp32 => format!("{} (max |value| {:.4e})", v.name, v.max_abs),
+                _ => format!("{} (max |value| {:.4e} -> {})", v.name, v.max_abs, v.became.join(", ")),
+            })
+            .collect();
+        let more = if vs.len() > 3 { format!(" and {} more", vs.len() - 3) } else { String::new() };
+        format!("{}{more}", shown.join(", "))
+    };
+    let mut notes = Vec::new();
+    let ieee = c.nonfinite_or_zero();
+    if !ieee.is_empty() {
+        notes.push(format!(
+            "{which}: --out-of-range ieee stored {} initializer/constant value(s) as ±inf or 0 in FP16: {}; \
+             NaN and inf follow from them (0 * inf, inf - inf, x / 0); --out-of-range saturate (the default) \
+             stores ±65504 / ±5.96e-8 instead",
+            ieee.len(),
+            list(&ieee)
+        ));
+    }
+    let saturated: Vec<&OutOfRange> =
+        c.values.iter().filter(|v| v.action == RangeAction::Saturated && v.above_max > 0).collect();
+    if !saturated.is_empty() {
+        notes.push(format!(
+            "{which}: --out-of-range saturate stored {} initializer/constant value(s) above 65504 as ±65504: {}; \
+             where the model needs the real value, --out-of-range keep-fp32 keeps the nodes reading it FP32",
+            saturated.len(),
+            list(&saturated)
+        ));
+    }
+    let kept: Vec<&OutOfRange> = c.values.iter().filter(|v| v.action == RangeAction::KeptFp32).collect();
+    if !kept.is_empty() {
+        let nodes: usize = kept.iter().map(|v| v.readers_kept_fp32.len()).sum();
+        notes.push(format!(
+            "{which}: --out-of-range keep-fp32 kept {nodes} node(s) FP32 that read values above 65504: {}",
+            list(&kept)
+        ));
+    }
+    notes
 }
 
 #[cfg(test)]

@@ -38,6 +38,11 @@ pub struct SideReport {
     pub path: Option<String>,
     /// Precision plan applied, if any.
     pub precision_plan: Option<String>,
+    /// For a side that converted the model (`cpu-fp16`): the out-of-range policy and every
+    /// initializer/`Constant` value FP16 cannot hold, with what the policy did to it (`null`
+    /// otherwise, and absent in reports written before it existed).
+    #[serde(default)]
+    pub conversion: Option<crate::precision::RangeConversion>,
 }
 
 /// A per-tensor tolerance override.

@@ -142,6 +142,15 @@ impl Side {
         }
     }
 
+    /// The out-of-range policy and the values it concerned, recorded by a converting runner.
+    #[must_use]
+    pub fn conversion(&self) -> Option<crate::precision::RangeConversion> {
+        match self {
+            Side::Run(r) => r.manifest.runner.conversion.clone(),
+            Side::Polygraphy { .. } => None,
+        }
+    }
+
     /// Runner name and version.
     #[must_use]
     pub fn runner(&self) -> (String, String) {

@@ -9,14 +9,22 @@
 //! original name to the tensor holding the computed value and its type. New tensors: `X__fp16`
 //! (Cast or initializer copy to FP16), `X__fp32` (Cast back for FP32 readers); a `_2`, `_3`...
 //! suffix is added if a name is taken. One Cast per (tensor, type), shared by all readers.
+//!
+//! **Values FP16 cannot hold.** Initializers and `Constant` values stored as FP16 go through the
+//! plan's [`OutOfRangePolicy`]: saturated to ±65504 / ± the smallest subnormal (`saturate`, the
+//! default, as `TensorRT` converts weights), left FP32 with their FP16 readers kept FP32 (`keep-fp32`),
+//! or rounded as IEEE does (`ieee`: ±inf, 0). [`ConvertReport::out_of_range`] lists each one.
+//! Activations (node outputs, graph inputs) are never saturated.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::decide::{Decision, Role, decide};
 use super::names::{Names, cast_node, declared_types, fp16_tensor, rename_outer_reads, retype, value_info};
 use super::ops;
-use super::plan::{Plan, Precision};
-use super::report::{CastInserted, ConvertReport, InitializerConverted, KeepReason, KeptNode, OutOfRange, TensorHome};
+use super::plan::{OutOfRangePolicy, Plan, Precision};
+use super::report::{
+    CastInserted, ConvertReport, InitializerConverted, KeepReason, KeptNode, OutOfRange, RangeAction, TensorHome,
+};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::proto::{
@@ -93,8 +101,13 @@ pub fn convert(model: &Model, plan: &Plan) -> Result<Converted> {
         )));
     }
     let types = ops::infer_types(g, graph, opset);
-    let decisions: Vec<Decision> =
+    let mut decisions: Vec<Decision> =
         graph.nodes.iter().zip(&resolved).map(|(n, (p, o))| decide(n, *p, *o, &types, opset)).collect();
+    let kept_values = if plan.out_of_range == OutOfRangePolicy::KeepFp32 {
+        keep_readers_fp32(model, &types, &mut decisions)?
+    } else {
+        Vec::new()
+    };
 
     // Who reads what, in which type.
     let mut need16: HashSet<&str> = HashSet::new();
@@ -180,7 +193,94 @@ pub fn convert(model: &Model, plan: &Plan) -> Result<Converted> {
             );
         }
     }
-    emit(model, &decisions, &types, rw, &mut names)
+    let mut converted = emit(model, &decisions, &types, rw, &mut names, plan.out_of_range)?;
+    let report = &mut converted.report;
+    report.out_of_range.splice(0..0, kept_values);
+    Ok(converted)
+}
+
+/// Model data the rewrite may store as FP16: dense float initializers that are not graph inputs
+/// (by name), and the float `Constant` nodes (not sparse) by output name.
+struct StoredValues<'a> {
+    initializers: HashMap<&'a str, &'a TensorProto>,
+    constants: HashMap<&'a str, &'a NodeProto>,
+}
+
+impl<'a> StoredValues<'a> {
+    fn of(model: &'a Model, types: &HashMap<String, i32>) -> StoredValues<'a> {
+        let g = model.graph_proto();
+        let inputs: HashSet<&str> = g.input.iter().map(ValueInfoProto::value_name).collect();
+        let initializers = g
+            .initializer
+            .iter()
+            .map(|t| (t.tensor_name(), t))
+            .filter(|(n, _)| !inputs.contains(n) && is_float(types, n))
+            .collect();
+        let constants = model
+            .graph
+            .nodes
+            .iter()
+            .filter(|n| n.is_constant())
+            .map(|n| &g.node[n.proto_index])
+            .filter(|p| ops::constant_type(p) == Some(data_type::FLOAT) && p.attr("sparse_value").is_none())
+            .filter_map(|p| Some((p.output.first()?.as_str(), p)))
+            .collect();
+        StoredValues { initializers, constants }
+    }
+
+    /// The float32 values of `x` and `initializer` or `constant`; `None` when `x` is computed.
+    fn get(&self, model: &Model, x: &str) -> Result<Option<(Vec<f32>, &'static str)>> {
+        if let Some(p) = self.constants.get(x) {
+            return Ok(Some((constant_values(model, p)?.1, "constant")));
+        }
+        match self.initializers.get(x) {
+            Some(t) => Ok(Some((f32_values(model, t)?, "initializer"))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// `--out-of-range keep-fp32`: every FP16 node that would read an initializer or `Constant` holding
+/// a value above 65504 in FP16 stays FP32 (reason `out_of_range_constant`), so the value is never
+/// converted. Returns one entry per such value, naming the nodes kept.
+fn keep_readers_fp32(
+    model: &Model,
+    types: &HashMap<String, i32>,
+    decisions: &mut [Decision],
+) -> Result<Vec<OutOfRange>> {
+    let graph = &model.graph;
+    // Values read in FP16, in the order of their first reader, with those readers.
+    let mut readers: Vec<(&str, Vec<usize>)> = Vec::new();
+    let mut slot: HashMap<&str, usize> = HashMap::new();
+    for (i, (n, d)) in graph.nodes.iter().zip(decisions.iter()).enumerate() {
+        for (x, _) in n.inputs.iter().zip(&d.inputs).filter(|(x, r)| !x.is_empty() && **r == Role::Fp16) {
+            let k = *slot.entry(x.as_str()).or_insert_with(|| {
+                readers.push((x.as_str(), Vec::new()));
+                readers.len() - 1
+            });
+            if readers[k].1.last() != Some(&i) {
+                readers[k].1.push(i);
+            }
+        }
+    }
+    let stored = StoredValues::of(model, types);
+    let mut out = Vec::new();
+    let mut why: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (x, nodes) in readers {
+        let Some((values, kind)) = stored.get(model, x)? else { continue };
+        let Some(mut r) = OutOfRange::check(x, kind, &values).filter(|r| r.above_max > 0) else { continue };
+        for &i in &nodes {
+            why.entry(i).or_default().push(format!("'{x}', max |value| {:.4e}", r.max_abs));
+        }
+        r.action = RangeAction::KeptFp32;
+        r.readers_kept_fp32 = nodes.iter().map(|&i| graph.nodes[i].display_name()).collect();
+        out.push(r);
+    }
+    for (i, what) in why {
+        let detail = what.join("; ");
+        decisions[i] = Decision::keep(&graph.nodes[i], KeepReason::OutOfRangeConstant, detail);
+    }
+    Ok(out)
 }
 
 fn cast(from: &str, to: &str, elem: i32, orig: &str) -> CastSpec {
@@ -258,10 +358,11 @@ fn emit(
     types: &HashMap<String, i32>,
     rw: Rewrite,
     names: &mut Names,
+    policy: OutOfRangePolicy,
 ) -> Result<Converted> {
     let graph = &model.graph;
     let g = model.graph_proto();
-    let mut report = ConvertReport::default();
+    let mut report = ConvertReport { out_of_range_policy: policy, ..ConvertReport::default() };
     let declared = declared_types(g);
     let mut new_g = GraphProto { node: Vec::with_capacity(g.node.len()), ..g.clone() };
     let mut new_vi = Vec::new();
@@ -273,8 +374,8 @@ fn emit(
     for t in &mut new_g.initializer {
         let name = t.tensor_name().to_string();
         let Some(conv) = conversions.get(name.as_str()) else { continue };
-        let values = f32_values(model, t)?;
-        report.out_of_range.extend(OutOfRange::check(&name, &values));
+        let mut values = f32_values(model, t)?;
+        report.out_of_range.extend(OutOfRange::store(&name, "initializer", &mut values, policy));
         let (fp16_name, kept) = match conv {
             ValueConversion::InPlace => {
                 *t = fp16_tensor(t, &name, &values);
@@ -340,8 +441,8 @@ fn emit(
             let out = node.outputs.first().map(String::as_str).unwrap_or_default();
             match conversions.get(out) {
                 Some(conv) => {
-                    let (like, values) = constant_values(model, &proto)?;
-                    report.out_of_range.extend(OutOfRange::check(out, &values));
+                    let (like, mut values) = constant_values(model, &proto)?;
+                    report.out_of_range.extend(OutOfRange::store(out, "constant", &mut values, policy));
                     let elements = values.len();
                     match conv {
                         ValueConversion::InPlace => {

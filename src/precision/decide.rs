@@ -35,7 +35,8 @@ pub(crate) struct Decision {
 }
 
 impl Decision {
-    fn keep(node: &Node, reason: KeepReason, detail: String) -> Decision {
+    /// The node stays FP32 for `reason`; inputs read as they are.
+    pub(crate) fn keep(node: &Node, reason: KeepReason, detail: String) -> Decision {
         Decision {
             fp16: false,
             kept: Some((reason, detail)),

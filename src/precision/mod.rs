@@ -23,8 +23,11 @@ pub mod report;
 use prost::Message;
 
 pub use convert::{Converted, convert};
-pub use plan::{Override, Plan, Precision, Reason, Selector};
-pub use report::{CastInserted, ConvertReport, InitializerConverted, KeepReason, KeptNode, OutOfRange, TensorHome};
+pub use plan::{OutOfRangePolicy, Override, Plan, Precision, Reason, Selector};
+pub use report::{
+    CastInserted, ConvertReport, InitializerConverted, KeepReason, KeptNode, OutOfRange, RangeAction, RangeConversion,
+    TensorHome,
+};
 
 use crate::error::Result;
 use crate::model::Model;

@@ -84,7 +84,8 @@ pub(crate) fn cast_node(name: String, from: &str, to: &str, elem: i32) -> NodePr
 }
 
 /// `orig` re-encoded as FP16 (`raw_data`), keeping dims, doc string and metadata; `name` replaces
-/// the name. Values are rounded to nearest even, never clamped.
+/// the name. Values are rounded to nearest even; the out-of-range policy has been applied to
+/// `values` before (this only rounds).
 pub(crate) fn fp16_tensor(orig: &TensorProto, name: &str, values: &[f32]) -> TensorProto {
     TensorProto {
         dims: orig.dims.clone(),

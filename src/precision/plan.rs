@@ -6,6 +6,7 @@
 //!
 //! ```toml
 //! default = "fp16"
+//! out_of_range = "saturate"
 //!
 //! [[override]]
 //! node = "mlp/fc1/MatMul"
@@ -68,6 +69,63 @@ impl FromStr for Precision {
             "fp16" | "float16" | "half" => Ok(Precision::Fp16),
             "bf16" | "bfloat16" => Ok(Precision::Bf16),
             other => Err(Error::usage(format!("unknown precision '{other}' (use fp32, fp16 or bf16)"))),
+        }
+    }
+}
+
+/// What the Cast rewrite does with initializer and `Constant` values FP16 cannot hold (finite
+/// |v| > 65504, or non-zero |v| below the smallest FP16 subnormal 5.96e-8) when it stores them as
+/// FP16. Only stored values are concerned: activations are never saturated (an activation above
+/// 65504 is inf, as on the GPU), and NaN and ±inf are stored as they are under every policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutOfRangePolicy {
+    /// What `TensorRT`'s own FP32→FP16 weight conversion does: |v| > 65504 becomes ±65504, non-zero
+    /// |v| below the smallest subnormal becomes ± the smallest subnormal (5.96e-8).
+    #[default]
+    #[value(name = "saturate")]
+    Saturate,
+    /// Every node that would read an initializer or `Constant` holding a value above 65504 in FP16
+    /// stays FP32 and reads it unchanged (`ModelOpt` `AutoCast`'s `init_max` rule). Values below the
+    /// subnormal range are no reason to keep a node (trained weights nearly always hold a few):
+    /// they are saturated as under `saturate`.
+    #[value(name = "keep-fp32")]
+    KeepFp32,
+    /// IEEE round to nearest even, nothing else: |v| ≥ 65520 becomes ±inf, |v| ≤ 2.98e-8 becomes 0
+    /// (what trtlens did before the policy existed).
+    #[value(name = "ieee")]
+    Ieee,
+}
+
+impl OutOfRangePolicy {
+    /// `saturate`, `keep-fp32` or `ieee`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            OutOfRangePolicy::Saturate => "saturate",
+            OutOfRangePolicy::KeepFp32 => "keep-fp32",
+            OutOfRangePolicy::Ieee => "ieee",
+        }
+    }
+}
+
+impl fmt::Display for OutOfRangePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for OutOfRangePolicy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<OutOfRangePolicy> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "saturate" => Ok(OutOfRangePolicy::Saturate),
+            "keep-fp32" | "keep_fp32" => Ok(OutOfRangePolicy::KeepFp32),
+            "ieee" => Ok(OutOfRangePolicy::Ieee),
+            other => {
+                Err(Error::usage(format!("unknown out-of-range policy '{other}' (use saturate, keep-fp32 or ieee)")))
+            }
         }
     }
 }
@@ -142,13 +200,16 @@ pub struct Override {
     pub note: Option<String>,
 }
 
-/// A precision plan: a default and overrides (see the module documentation for precedence).
+/// A precision plan: a default, overrides (see the module documentation for precedence) and the
+/// policy for stored values FP16 cannot hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// Precision of every node no override selects.
     pub default: Precision,
     /// Rules, in file order (later rules of the same selector kind win).
     pub overrides: Vec<Override>,
+    /// What the Cast rewrite does with initializer/`Constant` values outside the FP16 range.
+    pub out_of_range: OutOfRangePolicy,
 }
 
 /// In JSON (worker requests, sessions) a plan is its TOML text: one format, one parser.
@@ -170,6 +231,9 @@ impl<'de> Deserialize<'de> for Plan {
 #[serde(deny_unknown_fields)]
 struct PlanFile {
     default: Precision,
+    /// Absent in plans written before the policy existed: they load with the default.
+    #[serde(default)]
+    out_of_range: OutOfRangePolicy,
     #[serde(rename = "override", default, skip_serializing_if = "Vec::is_empty")]
     overrides: Vec<OverrideFile>,
 }
@@ -199,11 +263,12 @@ impl Plan {
     /// Every node in `default`, no overrides.
     #[must_use]
     pub fn uniform(default: Precision) -> Plan {
-        Plan { default, overrides: Vec::new() }
+        Plan { default, overrides: Vec::new(), out_of_range: OutOfRangePolicy::default() }
     }
 
     /// The plan the command-line flags describe: `precision` for every node, except the listed
-    /// node names, op types and node-name regexes, which are kept FP32 (reason `user`).
+    /// node names, op types and node-name regexes, which are kept FP32 (reason `user`); the
+    /// default out-of-range policy.
     pub fn from_cli(
         precision: Precision,
         keep_fp32_nodes: &[String],
@@ -218,7 +283,7 @@ impl Plan {
         let overrides = selectors
             .map(|selector| Override { selector, precision: Precision::Fp32, reason: Reason::User, note: None })
             .collect();
-        let plan = Plan { default: precision, overrides };
+        let plan = Plan { default: precision, overrides, out_of_range: OutOfRangePolicy::default() };
         plan.validate()?;
         Ok(plan)
     }
@@ -258,7 +323,7 @@ impl Plan {
             };
             overrides.push(Override { selector, precision: o.precision, reason: o.reason, note: o.note });
         }
-        let plan = Plan { default: file.default, overrides };
+        let plan = Plan { default: file.default, overrides, out_of_range: file.out_of_range };
         plan.validate()?;
         Ok(plan)
     }
@@ -275,6 +340,7 @@ impl Plan {
     pub fn to_toml(&self) -> String {
         let file = PlanFile {
             default: self.default,
+            out_of_range: self.out_of_range,
             overrides: self
                 .overrides
                 .iter()
@@ -463,9 +529,20 @@ reason = "search"
                 reason: Reason::Prediction,
                 note: Some("two\nlines, 'quotes' \"and\" unicode ±inf".into()),
             }],
+            out_of_range: OutOfRangePolicy::Ieee,
         };
         assert_eq!(Plan::from_toml(&tricky.to_toml())?, tricky);
         assert!(Plan::from_toml("default = \"fp8\"\n").is_err());
+        // Plans written before the policy existed load with the default; the policy is written out.
+        assert_eq!(p.out_of_range, OutOfRangePolicy::Saturate);
+        assert!(p.to_toml().contains("out_of_range = \"saturate\"\n"), "{}", p.to_toml());
+        for policy in [OutOfRangePolicy::Saturate, OutOfRangePolicy::KeepFp32, OutOfRangePolicy::Ieee] {
+            let q = Plan { out_of_range: policy, ..p.clone() };
+            assert_eq!(Plan::from_toml(&q.to_toml())?, q);
+            assert_eq!(policy.name().parse::<OutOfRangePolicy>()?, policy);
+        }
+        assert!(Plan::from_toml("default = \"fp16\"\nout_of_range = \"clamp\"\n").is_err());
+        assert!("clamp".parse::<OutOfRangePolicy>().is_err());
         assert!(Plan::from_toml("default = \"fp16\"\n[[override]]\nregex = \"(\"\nprecision = \"fp32\"\n").is_err());
         Ok(())
     }

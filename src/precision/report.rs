@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use half::f16;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::plan::OutOfRangePolicy;
 use crate::model::proto::data_type;
 
 /// Largest finite FP16 value.
 pub const FP16_MAX: f32 = 65504.0;
+/// Smallest positive FP16 value (subnormal, 2^-24).
+pub const FP16_MIN_SUBNORMAL: f32 = 5.960_464_5e-8;
 
 /// Why a node stays FP32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -33,6 +36,9 @@ pub enum KeepReason {
     NonTensorValues,
     /// A `Constant` follows its consumers: it is converted only when every reader is FP16.
     ConstantReadInFp32,
+    /// `--out-of-range keep-fp32`: the node reads an initializer or `Constant` holding a value above
+    /// 65504, which it reads unchanged in FP32.
+    OutOfRangeConstant,
 }
 
 impl KeepReason {
@@ -48,6 +54,7 @@ impl KeepReason {
             KeepReason::UnknownOp => "not an ONNX operator (types unknown)",
             KeepReason::NonTensorValues => "sequence/optional/map values",
             KeepReason::ConstantReadInFp32 => "constant read in FP32",
+            KeepReason::OutOfRangeConstant => "reads a constant FP16 cannot hold",
         }
     }
 }
@@ -100,35 +107,104 @@ pub struct InitializerConverted {
     pub kept_fp32: bool,
 }
 
-/// An initializer whose values FP16 cannot hold. Values are never clamped: what FP16 rounds them
-/// to (±inf above 65504, 0 below the smallest subnormal) is what the converted model holds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What the out-of-range policy did with one initializer or `Constant` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RangeAction {
+    /// Stored FP16 with the out-of-range values saturated: ±65504 above the range, ± the smallest
+    /// subnormal (5.96e-8) below it (policies `saturate`, and `keep-fp32` for values below the range).
+    Saturated,
+    /// Left FP32, and every node that would have read it in FP16 kept FP32 (policy `keep-fp32`).
+    KeptFp32,
+    /// Stored FP16 rounded to nearest even, nothing else: ±inf at |v| ≥ 65520, 0 at |v| ≤ 2.98e-8
+    /// (policy `ieee`).
+    Ieee,
+}
+
+impl RangeAction {
+    /// `saturated`, `kept_fp32` or `ieee`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            RangeAction::Saturated => "saturated",
+            RangeAction::KeptFp32 => "kept_fp32",
+            RangeAction::Ieee => "ieee",
+        }
+    }
+}
+
+/// An initializer or `Constant` value holding values FP16 cannot represent (finite |v| > 65504, or
+/// non-zero |v| below the smallest FP16 subnormal), and what the out-of-range policy did with them.
+/// NaN and ±inf are not out of range (FP16 holds them) and are stored as they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutOfRange {
-    /// Original name.
+    /// Original name (the initializer, or the `Constant` node's output).
     pub name: String,
-    /// Largest finite |value|.
-    pub max_abs: f64,
-    /// Values with |v| > 65504.
-    pub above_max: usize,
-    /// Finite values that become ±inf in FP16 (|v| ≥ 65520).
-    pub to_inf: usize,
-    /// Non-zero values that become 0 in FP16 (|v| < 2.98e-8).
-    pub to_zero: usize,
+    /// `initializer` or `constant`.
+    pub kind: String,
     /// Element count.
     pub elements: usize,
+    /// Largest finite |value| (original FP32 value).
+    pub max_abs: f64,
+    /// Finite values with |v| > 65504.
+    pub above_max: usize,
+    /// Non-zero values with |v| below the smallest FP16 subnormal (5.96e-8).
+    #[serde(default)]
+    pub below_min: usize,
+    /// Finite values IEEE rounding turns into ±inf (|v| ≥ 65520), whatever the policy did.
+    pub to_inf: usize,
+    /// Non-zero values IEEE rounding turns into 0 (|v| ≤ 2.98e-8), whatever the policy did.
+    pub to_zero: usize,
+    /// What the policy did.
+    pub action: RangeAction,
+    /// Values the policy changed: `above_max + below_min` when stored FP16 (saturated or rounded),
+    /// 0 when kept FP32.
+    pub changed: usize,
+    /// What the changed values became in FP16, ascending and without repeats (`"-65504"`,
+    /// `"5.9604645e-8"`, `"-inf"`, `"0"`); empty when kept FP32.
+    #[serde(default)]
+    pub became: Vec<String>,
+    /// `keep-fp32`: the nodes kept FP32 because they read this value.
+    #[serde(default)]
+    pub readers_kept_fp32: Vec<String>,
+}
+
+/// A value as short text: `inf`, `-inf`, `0`, `-0`, `65504`, `5.9604645e-8`.
+fn value_text(v: f32) -> String {
+    if v.is_infinite() {
+        if v > 0.0 { "inf".into() } else { "-inf".into() }
+    } else if v == 0.0 {
+        if v.is_sign_negative() { "-0".into() } else { "0".into() }
+    } else if (1e-3..1e6).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
+/// Is `v` a value FP16 cannot hold (finite and above 65504, or non-zero below the smallest subnormal)?
+fn out_of_range(v: f32) -> bool {
+    v.is_finite() && (v.abs() > FP16_MAX || (v != 0.0 && v.abs() < FP16_MIN_SUBNORMAL))
 }
 
 impl OutOfRange {
-    /// Range statistics of `values`, `None` when FP16 holds all of them (up to rounding).
+    /// Range statistics of `values` (action [`RangeAction::Ieee`], nothing changed yet), `None` when
+    /// FP16 holds every value (up to rounding).
     #[must_use]
-    pub fn check(name: &str, values: &[f32]) -> Option<OutOfRange> {
+    pub fn check(name: &str, kind: &str, values: &[f32]) -> Option<OutOfRange> {
         let mut r = OutOfRange {
             name: name.to_string(),
+            kind: kind.to_string(),
+            elements: values.len(),
             max_abs: 0.0,
             above_max: 0,
+            below_min: 0,
             to_inf: 0,
             to_zero: 0,
-            elements: values.len(),
+            action: RangeAction::Ieee,
+            changed: 0,
+            became: Vec::new(),
+            readers_kept_fp32: Vec::new(),
         };
         for &v in values {
             if !v.is_finite() {
@@ -137,6 +213,8 @@ impl OutOfRange {
             r.max_abs = r.max_abs.max(f64::from(v.abs()));
             if v.abs() > FP16_MAX {
                 r.above_max += 1;
+            } else if v != 0.0 && v.abs() < FP16_MIN_SUBNORMAL {
+                r.below_min += 1;
             }
             let h = f16::from_f32(v);
             if h.is_infinite() {
@@ -145,7 +223,74 @@ impl OutOfRange {
                 r.to_zero += 1;
             }
         }
-        (r.above_max > 0 || r.to_inf > 0 || r.to_zero > 0).then_some(r)
+        (r.above_max > 0 || r.below_min > 0).then_some(r)
+    }
+
+    /// Prepare `values` for FP16 storage under `policy` (saturating them in place where it says
+    /// so; the caller rounds to FP16) and account for what changed. `None` when FP16 holds every
+    /// value. Values above the range reach this only under `saturate` and `ieee`: `keep-fp32`
+    /// keeps them FP32 before (should one arrive anyway, it is saturated, and said so).
+    pub fn store(
+        name: &str,
+        kind: &str,
+        values: &mut [f32],
+        policy: super::plan::OutOfRangePolicy,
+    ) -> Option<OutOfRange> {
+        use super::plan::OutOfRangePolicy;
+        let mut r = OutOfRange::check(name, kind, values)?;
+        r.action = match policy {
+            OutOfRangePolicy::Ieee => RangeAction::Ieee,
+            OutOfRangePolicy::Saturate | OutOfRangePolicy::KeepFp32 => RangeAction::Saturated,
+        };
+        let mut became: Vec<f32> = Vec::new();
+        for v in values.iter_mut().filter(|v| out_of_range(**v)) {
+            if r.action == RangeAction::Saturated {
+                let limit = if v.abs() > FP16_MAX { FP16_MAX } else { FP16_MIN_SUBNORMAL };
+                *v = limit.copysign(*v);
+            }
+            r.changed += 1;
+            became.push(f16::from_f32(*v).to_f32());
+        }
+        became.sort_by(f32::total_cmp);
+        became.dedup_by(|a, b| a.to_bits() == b.to_bits());
+        r.became = became.into_iter().map(value_text).collect();
+        Some(r)
+    }
+
+    /// One line saying what happened, e.g. `attn.causal_mask (initializer): 28 of 64 values outside
+    /// the FP16 range (max |value| 1.0000e9) saturated to -65504`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let outside = self.above_max + self.below_min;
+        let head = format!(
+            "{} ({}): {outside} of {} values outside the FP16 range (max |value| {:.4e})",
+            self.name, self.kind, self.elements, self.max_abs
+        );
+        match self.action {
+            RangeAction::Saturated => format!("{head} saturated to {}", self.became.join(", ")),
+            RangeAction::Ieee => format!("{head} rounded to {} (ieee: not clamped)", self.became.join(", ")),
+            RangeAction::KeptFp32 => {
+                format!("{head} kept FP32 with the nodes that read it: {}", self.readers_kept_fp32.join(", "))
+            }
+        }
+    }
+}
+
+/// The out-of-range policy of a conversion and every initializer/`Constant` value it concerned: what
+/// run manifests and compare reports carry for a candidate that converted the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RangeConversion {
+    /// The policy.
+    pub out_of_range: OutOfRangePolicy,
+    /// Every initializer/`Constant` value FP16 cannot hold and what the policy did with it.
+    pub values: Vec<OutOfRange>,
+}
+
+impl RangeConversion {
+    /// Values stored as ±inf or 0 (policy `ieee`), the ones that can turn into NaN downstream.
+    #[must_use]
+    pub fn nonfinite_or_zero(&self) -> Vec<&OutOfRange> {
+        self.values.iter().filter(|v| v.action == RangeAction::Ieee && v.to_inf + v.to_zero > 0).collect()
     }
 }
 
@@ -184,7 +329,9 @@ pub struct ConvertReport {
     pub casts: Vec<CastInserted>,
     /// Initializers and Constant values stored as FP16.
     pub initializers: Vec<InitializerConverted>,
-    /// Converted initializers holding values FP16 cannot represent (reported, never clamped).
+    /// The policy for initializer/`Constant` values outside the FP16 range.
+    pub out_of_range_policy: OutOfRangePolicy,
+    /// Every initializer/`Constant` value FP16 cannot hold, and what the policy did with it.
     pub out_of_range: Vec<OutOfRange>,
     /// Control-flow nodes whose bodies were left FP32.
     pub subgraphs_fp32: Vec<String>,
@@ -193,6 +340,12 @@ pub struct ConvertReport {
 }
 
 impl ConvertReport {
+    /// The policy and what it did, as run manifests and compare reports carry it.
+    #[must_use]
+    pub fn range_conversion(&self) -> RangeConversion {
+        RangeConversion { out_of_range: self.out_of_range_policy, values: self.out_of_range.clone() }
+    }
+
     /// Kept-FP32 node counts per reason.
     #[must_use]
     pub fn kept_by_reason(&self) -> BTreeMap<KeepReason, usize> {
@@ -212,12 +365,13 @@ impl fmt::Display for ConvertReport {
         let by_reason: Vec<String> = self.kept_by_reason().iter().map(|(r, n)| format!("{n} {r}")).collect();
         writeln!(
             f,
-            "{} nodes FP16, {} kept FP32{}; {} casts inserted; {} initializers stored FP16",
+            "{} nodes FP16, {} kept FP32{}; {} casts inserted; {} initializers stored FP16; out-of-range {}",
             self.nodes_fp16.len(),
             self.nodes_fp32.len(),
             if by_reason.is_empty() { String::new() } else { format!(" ({})", by_reason.join(", ")) },
             self.casts.len(),
-            self.initializers.len()
+            self.initializers.len(),
+            self.out_of_range_policy
         )?;
         // Nodes whose FP32 is a choice or a limit worth seeing (not integer/shape nodes or Casts).
         let notable: Vec<&KeptNode> = self
@@ -236,22 +390,31 @@ impl fmt::Display for ConvertReport {
         if notable.len() > SHOWN {
             writeln!(f, "  fp32  ... and {} more", notable.len() - SHOWN)?;
         }
-        for r in self.out_of_range.iter().filter(|r| r.above_max > 0) {
-            writeln!(
-                f,
-                "  range {}: max |value| {:.4e}; {} of {} values above 65504, {} become inf in FP16 (not clamped)",
-                r.name, r.max_abs, r.above_max, r.elements, r.to_inf
-            )?;
+        // Values above the range one by one; values only below it (common in trained weights) summed up.
+        let big: Vec<&OutOfRange> =
+            self.out_of_range.iter().filter(|r| r.above_max > 0 || r.action == RangeAction::KeptFp32).collect();
+        for r in big.iter().take(SHOWN) {
+            writeln!(f, "  range {}", r.describe())?;
         }
-        let underflow: Vec<&OutOfRange> = self.out_of_range.iter().filter(|r| r.to_zero > 0).collect();
-        if !underflow.is_empty() {
-            let values: usize = underflow.iter().map(|r| r.to_zero).sum();
-            let names: Vec<&str> = underflow.iter().take(5).map(|r| r.name.as_str()).collect();
-            let more = if underflow.len() > 5 { ", ..." } else { "" };
+        if big.len() > SHOWN {
+            writeln!(f, "  range ... and {} more values above 65504", big.len() - SHOWN)?;
+        }
+        let small: Vec<&OutOfRange> =
+            self.out_of_range.iter().filter(|r| r.above_max == 0 && r.action != RangeAction::KeptFp32).collect();
+        if !small.is_empty() {
+            let values: usize = small.iter().map(|r| r.below_min).sum();
+            let zero: usize = small.iter().map(|r| r.to_zero).sum();
+            let names: Vec<&str> = small.iter().take(5).map(|r| r.name.as_str()).collect();
+            let more = if small.len() > 5 { ", ..." } else { "" };
+            let what = if small.iter().all(|r| r.action == RangeAction::Ieee) {
+                format!("{zero} of them become 0 in FP16 (ieee: not clamped)")
+            } else {
+                "saturated to ±5.96e-8".to_string()
+            };
             writeln!(
                 f,
-                "  range {} initializers hold {values} non-zero values that become 0 in FP16 ({}{more})",
-                underflow.len(),
+                "  range {} initializers/constants hold {values} non-zero values below the smallest FP16 subnormal, {what} ({}{more})",
+                small.len(),
                 names.join(", ")
             )?;
         }
@@ -271,10 +434,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn range_check_counts_without_clamping() {
-        let r = OutOfRange::check("w", &[1.0, 70000.0, -1e9, 65510.0, 1e-12, 0.0]).expect("out of range");
-        assert_eq!((r.above_max, r.to_inf, r.to_zero), (3, 2, 1));
+    fn range_check_counts() {
+        let r =
+            OutOfRange::check("w", "initializer", &[1.0, 70000.0, -1e9, 65510.0, 1e-12, 0.0, 4e-8, f32::NEG_INFINITY])
+                .expect("out of range");
+        assert_eq!((r.above_max, r.below_min, r.to_inf, r.to_zero), (3, 2, 2, 1));
         assert_eq!(r.max_abs, 1e9);
-        assert!(OutOfRange::check("ok", &[1.0, -65504.0, 0.0]).is_none());
+        assert!(OutOfRange::check("ok", "initializer", &[1.0, -65504.0, 0.0, f32::INFINITY, f32::NAN]).is_none());
+    }
+
+    #[test]
+    fn policies_store_values() {
+        use super::super::plan::OutOfRangePolicy;
+        let original = [1.0, 70000.0, -3.402_823_5e38, 65510.0, 1e-12, -2e-8, 0.0, f32::NEG_INFINITY, f32::NAN];
+        let mut v = original;
+        let r = OutOfRange::store("w", "constant", &mut v, OutOfRangePolicy::Saturate).expect("out of range");
+        assert_eq!(r.action, RangeAction::Saturated);
+        assert_eq!(r.changed, 5);
+        assert_eq!(&v[..7], &[1.0, 65504.0, -65504.0, 65504.0, FP16_MIN_SUBNORMAL, -FP16_MIN_SUBNORMAL, 0.0]);
+        assert!(v[7] == f32::NEG_INFINITY && v[8].is_nan(), "NaN and inf stay");
+        assert_eq!(r.became, ["-65504", "-5.9604645e-8", "5.9604645e-8", "65504"]);
+        assert!(r.describe().contains("5 of 9 values outside the FP16 range"), "{}", r.describe());
+
+        let mut v = original;
+        let r = OutOfRange::store("w", "constant", &mut v, OutOfRangePolicy::Ieee).expect("out of range");
+        assert_eq!(v.map(f32::to_bits)[..8], original.map(f32::to_bits)[..8], "ieee leaves the rounding to FP16");
+        assert_eq!(r.became, ["-inf", "-0", "0", "65504", "inf"]);
+        assert_eq!((r.action, r.changed), (RangeAction::Ieee, 5));
+        assert!(r.describe().contains("not clamped"));
+        assert!(OutOfRange::store("ok", "constant", &mut [1.0, 2.0], OutOfRangePolicy::Saturate).is_none());
     }
 }

@@ -82,6 +82,10 @@ impl Runner for CpuFp16Runner {
         format!("tract {} (FP32 compute, FP16 storage)", super::tract::VERSION)
     }
 
+    fn conversion(&self) -> Option<precision::RangeConversion> {
+        Some(self.report.range_conversion())
+    }
+
     fn run(&mut self, inputs: &Tensors) -> Result<RunOutput> {
         let mut out = self.inner.run(inputs)?;
         for (name, _) in &mut out.tensors {

@@ -136,6 +136,11 @@ pub trait Runner {
     /// Run one iteration on `inputs` (every data input of the model), capturing every tensor that
     /// was requested at construction.
     fn run(&mut self, inputs: &Tensors) -> Result<RunOutput>;
+    /// For runners that convert the model to mixed precision (`cpu-fp16`): the out-of-range policy
+    /// and every initializer/`Constant` value it concerned (recorded in the run manifest).
+    fn conversion(&self) -> Option<crate::precision::RangeConversion> {
+        None
+    }
 }
 
 /// Build a runner for `model` that captures the `capture` tensors (ONNX names, topological order).

@@ -151,8 +151,9 @@ pub fn layernorm_overflow() -> ModelProto {
 /// After the pre-scale the rows lie in `[0, 1e-4)`: the squared deviations are below 4e-9 and
 /// the variance about 6e-10…1e-9, under half of FP16's smallest subnormal (5.96e-8), so `ln/square/Pow`
 /// flushes to 0 in FP16. The eps meant to keep the denominator positive is 1e-12, which is itself 0
-/// in FP16, so `ln/std` is 0 and `ln/normalize/Div` returns ±inf / NaN. In FP32 the output is an
-/// ordinary normalised row (|y| < 3).
+/// in FP16 (`--out-of-range ieee`, the policy this sample documents), so `ln/std` is 0 and
+/// `ln/normalize/Div` returns ±inf / NaN. In FP32 the output is an ordinary normalised row (|y| < 3).
+/// The default `saturate` stores eps as 5.96e-8: no inf/NaN, but the output is still wrong.
 #[must_use]
 pub fn layernorm_eps_underflow() -> ModelProto {
     const SEQ: usize = 16;
@@ -289,9 +290,10 @@ fn attention_context(b: &mut GraphBuilder, seq: usize, d: usize) {
 /// `attention_mask.onnx`: one causal self-attention head, `x[1,8,16]`, d = 16.
 ///
 /// The causal mask is a constant `[8,8]` initializer with −1e9 above the diagonal. −1e9 is outside
-/// FP16 range and becomes −inf there (so does `attn/scores_masked` above the diagonal), but that is
-/// the intended saturation: `exp(−inf) = 0` exactly as `exp(−1e9)` is 0 in FP32, and every row keeps
-/// its diagonal, so the softmax and everything after it agree with FP32 to FP16 precision.
+/// FP16 range: the default `--out-of-range saturate` stores −65504, `ieee` −inf (so
+/// `attn/scores_masked` is about −65504 or −inf above the diagonal). Either is the intended
+/// saturation: `exp(−65504)` and `exp(−inf)` are 0 exactly as `exp(−1e9)` is 0 in FP32, and every
+/// row keeps its diagonal, so the softmax and everything after it agree with FP32 to FP16 precision.
 #[must_use]
 pub fn attention_mask() -> ModelProto {
     const SEQ: usize = 8;
@@ -335,7 +337,9 @@ pub fn attention_mask() -> ModelProto {
 /// A regression head trained on unnormalised targets (think prices in dollars): the output biases
 /// are 1.25e5, 2e4, 3e3 and 9e4, so `targets` 0 and 3 lie around 1.25e5 and 9e4 for every input and
 /// overflow to `inf` when `head/fc2/Gemm` stores its output in FP16. Nothing downstream reads the
-/// tensor, so keeping that one Gemm FP32 is the whole fix.
+/// tensor, so keeping that one Gemm FP32 is the whole fix. The bias 1.25e5 is itself beyond FP16:
+/// documented under `--out-of-range ieee` (+inf); the default `saturate` stores 65504, so target 0
+/// comes out near 65200 (wrong, but not always inf), and `keep-fp32` keeps the Gemm FP32.
 #[must_use]
 pub fn regression_overflow() -> ModelProto {
     const IN: usize = 32;
@@ -364,8 +368,10 @@ pub fn regression_overflow() -> ModelProto {
 /// `mask_fill_nan.onnx`: one self-attention head, `x[1,8,16]`, with a padding mask turned into an
 /// additive bias the old Transformers way: `(1 − mask) × −1e9`.
 ///
-/// The constant −1e9 is −inf in FP16, and `0 × −inf` is NaN, so `attn/mask/Mul` writes NaN for every
-/// real token (and −inf for the 3 padded ones); the NaNs reach every score, probability and output.
+/// Rounded as IEEE does (`--out-of-range ieee`, the policy this sample documents) the constant −1e9
+/// is −inf in FP16, and `0 × −inf` is NaN, so `attn/mask/Mul` writes NaN for every real token (and
+/// −inf for the 3 padded ones); the NaNs reach every score, probability and output. The default
+/// `saturate` stores −65504 instead: no NaN, and the output matches FP32.
 /// With that Mul in FP32 the bias is exactly 0 / −1e9, and its FP16 cast for the Add (0 / −inf) is
 /// harmless: `exp(−inf) = 0` and every row keeps 5 real tokens. Compare with `attention_mask`,
 /// where the same −1e9 is added directly and saturates benignly.
@@ -855,4 +861,223 @@ pub fn vad_if_branches() -> ModelProto {
     b.node("Sigmoid", "/Sigmoid", &["/If_output_0"], &[("output", &[1, 1])], &[]);
     b.output("output");
     b.build(super::VAD_IF_BRANCHES_DOC)
+}
+
+/// A `Constant` node `name` writing `out` (the way `torch.onnx` exports Python scalars and shapes).
+fn constant_node(b: &mut GraphBuilder, name: &str, out: &str, value: &Tensor) -> String {
+    let shape: Vec<i64> = value.shape().iter().map(|&d| d as i64).collect();
+    let dtype = value.dtype().onnx();
+    let t = Attr::Tensor(Box::new(from_tensor("", value)));
+    b.node_typed("Constant", name, &[], &[(out, dtype, &shape)], &[("value", t)])
+}
+
+fn f32_tensor(shape: &[usize], values: &[f32]) -> Tensor {
+    Tensor::from_f32(shape, values).unwrap_or_else(|e| panic!("sample tensor {shape:?}: {e}"))
+}
+
+fn i64_tensor(shape: &[usize], values: &[i64]) -> Tensor {
+    Tensor::from_i64(shape, values).unwrap_or_else(|e| panic!("sample tensor {shape:?}: {e}"))
+}
+
+/// `attention_mask_f32min.onnx`: the first self-attention of a BERT encoder as `torch.onnx.export`
+/// writes it for a Hugging Face model: `hidden_states[1,8,16]`, 2 heads of 8, node and tensor
+/// names in the exporter's `/bert/encoder/layer.0/attention/self/...` style, `Linear` layers as
+/// `MatMul` with an `onnx::MatMul_N` weight plus `Add` with the named bias.
+///
+/// The padding mask (5 real tokens, 3 padded; an int64 initializer standing in for the
+/// `attention_mask` input) becomes the additive bias of `get_extended_attention_mask`:
+/// `mask[:, None, None, :]` (two `Unsqueeze`), `.to(float32)` (`Cast`), then
+/// `(1.0 - mask) * torch.finfo(float32).min` (`Sub` and `Mul` with `Constant`s 1.0 and
+/// −3.4028235e38), added to the scaled scores before the `Softmax`.
+///
+/// FP16 cannot hold −3.4028235e38. Rounded as IEEE does (`--out-of-range ieee`) it is −inf, and
+/// `0 × −inf = NaN` for every real token: `/bert/Mul` writes NaN, and every score, probability and
+/// output is NaN (in ONNX Runtime too). Saturated to −65504 (the default, what `TensorRT` does
+/// with weights) the bias is 0 / −65504, `exp(−65504 − max)` is 0 like `exp(−3.4e38)`, and the
+/// output matches FP32 to half precision.
+#[must_use]
+pub fn attention_mask_f32min() -> ModelProto {
+    const SEQ: usize = 8;
+    const HIDDEN: usize = 16;
+    const HEADS: usize = 2;
+    const HEAD: usize = HIDDEN / HEADS;
+    const PADDED: usize = 3;
+    let mut b = GraphBuilder::new("main_graph", 0x6633_326D);
+    let h_shape = [1, SEQ as i64, HIDDEN as i64];
+    let split = [1, SEQ as i64, HEADS as i64, HEAD as i64];
+    let heads = [1, HEADS as i64, SEQ as i64, HEAD as i64];
+    let scores = [1, HEADS as i64, SEQ as i64, SEQ as i64];
+    let m_shape = [1, 1, 1, SEQ as i64];
+    b.input("hidden_states", data_type::FLOAT, &h_shape);
+
+    // The extended attention mask.
+    let mask: Vec<i64> = (0..SEQ).map(|i| i64::from(i < SEQ - PADDED)).collect();
+    b.constant_i64("attention_mask", &[1, SEQ], &mask);
+    let i64t = data_type::INT64;
+    constant_node(&mut b, "/bert/Constant", "/bert/Constant_output_0", &i64_tensor(&[1], &[1]));
+    b.node_typed(
+        "Unsqueeze",
+        "/bert/Unsqueeze",
+        &["attention_mask", "/bert/Constant_output_0"],
+        &[("/bert/Unsqueeze_output_0", i64t, &[1, 1, SEQ as i64])],
+        &[],
+    );
+    constant_node(&mut b, "/bert/Constant_1", "/bert/Constant_1_output_0", &i64_tensor(&[1], &[2]));
+    b.node_typed(
+        "Unsqueeze",
+        "/bert/Unsqueeze_1",
+        &["/bert/Unsqueeze_output_0", "/bert/Constant_1_output_0"],
+        &[("/bert/Unsqueeze_1_output_0", i64t, &m_shape)],
+        &[],
+    );
+    b.node(
+        "Cast",
+        "/bert/Cast",
+        &["/bert/Unsqueeze_1_output_0"],
+        &[("/bert/Cast_output_0", &m_shape)],
+        &[("to", Attr::Int(i64::from(data_type::FLOAT)))],
+    );
+    constant_node(&mut b, "/bert/Constant_2", "/bert/Constant_2_output_0", &f32_tensor(&[], &[1.0]));
+    b.node(
+        "Sub",
+        "/bert/Sub",
+        &["/bert/Constant_2_output_0", "/bert/Cast_output_0"],
+        &[("/bert/Sub_output_0", &m_shape)],
+        &[],
+    );
+    constant_node(&mut b, "/bert/Constant_3", "/bert/Constant_3_output_0", &f32_tensor(&[], &[f32::MIN]));
+    b.node(
+        "Mul",
+        "/bert/Mul",
+        &["/bert/Sub_output_0", "/bert/Constant_3_output_0"],
+        &[("/bert/Mul_output_0", &m_shape)],
+        &[],
+    );
+
+    // Self-attention.
+    let p = "/bert/encoder/layer.0/attention/self";
+    let bound = (3.0f64 / HIDDEN as f64).sqrt() as f32;
+    constant_node(
+        &mut b,
+        &format!("{p}/Constant"),
+        &format!("{p}/Constant_output_0"),
+        &i64_tensor(&[4], &[1, SEQ as i64, HEADS as i64, HEAD as i64]),
+    );
+    let mut projected = Vec::new();
+    for (k, (proj, weight)) in [("query", 301), ("key", 302), ("value", 303)].into_iter().enumerate() {
+        let w = b.weight(&format!("onnx::MatMul_{weight}"), &[HIDDEN, HIDDEN], -bound, bound);
+        let bias = b.weight(&format!("bert.encoder.layer.0.attention.self.{proj}.bias"), &[HIDDEN], -0.1, 0.1);
+        let mm = b.node(
+            "MatMul",
+            &format!("{p}/{proj}/MatMul"),
+            &["hidden_states", &w],
+            &[(&format!("{p}/{proj}/MatMul_output_0"), &h_shape)],
+            &[],
+        );
+        let add = b.node(
+            "Add",
+            &format!("{p}/{proj}/Add"),
+            &[&bias, &mm],
+            &[(&format!("{p}/{proj}/Add_output_0"), &h_shape)],
+            &[],
+        );
+        let suffix = if k == 0 { String::new() } else { format!("_{k}") };
+        let reshaped = b.node(
+            "Reshape",
+            &format!("{p}/Reshape{suffix}"),
+            &[&add, &format!("{p}/Constant_output_0")],
+            &[(&format!("{p}/Reshape{suffix}_output_0"), &split)],
+            &[],
+        );
+        // Keys go straight to [batch, heads, head, seq] (`transpose_for_scores` then `transpose(-1, -2)`).
+        let (perm, shape) = if proj == "key" {
+            (vec![0, 2, 3, 1], [1, HEADS as i64, HEAD as i64, SEQ as i64])
+        } else {
+            (vec![0, 2, 1, 3], heads)
+        };
+        projected.push(b.node(
+            "Transpose",
+            &format!("{p}/Transpose{suffix}"),
+            &[&reshaped],
+            &[(&format!("{p}/Transpose{suffix}_output_0"), &shape)],
+            &[("perm", Attr::Ints(perm))],
+        ));
+    }
+    let (q, k, v) = (&projected[0], &projected[1], &projected[2]);
+    b.node("MatMul", &format!("{p}/MatMul"), &[q, k], &[(&format!("{p}/MatMul_output_0"), &scores)], &[]);
+    constant_node(
+        &mut b,
+        &format!("{p}/Constant_1"),
+        &format!("{p}/Constant_1_output_0"),
+        &f32_tensor(&[], &[(HEAD as f32).sqrt()]),
+    );
+    b.node(
+        "Div",
+        &format!("{p}/Div"),
+        &[&format!("{p}/MatMul_output_0"), &format!("{p}/Constant_1_output_0")],
+        &[(&format!("{p}/Div_output_0"), &scores)],
+        &[],
+    );
+    b.node(
+        "Add",
+        &format!("{p}/Add"),
+        &[&format!("{p}/Div_output_0"), "/bert/Mul_output_0"],
+        &[(&format!("{p}/Add_output_0"), &scores)],
+        &[],
+    );
+    b.node(
+        "Softmax",
+        &format!("{p}/Softmax"),
+        &[&format!("{p}/Add_output_0")],
+        &[(&format!("{p}/Softmax_output_0"), &scores)],
+        &[("axis", Attr::Int(-1))],
+    );
+    b.node(
+        "MatMul",
+        &format!("{p}/MatMul_1"),
+        &[&format!("{p}/Softmax_output_0"), v],
+        &[(&format!("{p}/MatMul_1_output_0"), &heads)],
+        &[],
+    );
+    b.node(
+        "Transpose",
+        &format!("{p}/Transpose_3"),
+        &[&format!("{p}/MatMul_1_output_0")],
+        &[(&format!("{p}/Transpose_3_output_0"), &split)],
+        &[("perm", Attr::Ints(vec![0, 2, 1, 3]))],
+    );
+    constant_node(
+        &mut b,
+        &format!("{p}/Constant_2"),
+        &format!("{p}/Constant_2_output_0"),
+        &i64_tensor(&[3], &[1, SEQ as i64, HIDDEN as i64]),
+    );
+    b.node(
+        "Reshape",
+        &format!("{p}/Reshape_3"),
+        &[&format!("{p}/Transpose_3_output_0"), &format!("{p}/Constant_2_output_0")],
+        &[(&format!("{p}/Reshape_3_output_0"), &h_shape)],
+        &[],
+    );
+
+    // The attention output projection.
+    let o = "/bert/encoder/layer.0/attention/output/dense";
+    b.weight("onnx::MatMul_304", &[HIDDEN, HIDDEN], -bound, bound);
+    b.weight("bert.encoder.layer.0.attention.output.dense.bias", &[HIDDEN], -0.1, 0.1);
+    b.node(
+        "MatMul",
+        &format!("{o}/MatMul"),
+        &[&format!("{p}/Reshape_3_output_0"), "onnx::MatMul_304"],
+        &[(&format!("{o}/MatMul_output_0"), &h_shape)],
+        &[],
+    );
+    b.node(
+        "Add",
+        &format!("{o}/Add"),
+        &["bert.encoder.layer.0.attention.output.dense.bias", &format!("{o}/MatMul_output_0")],
+        &[("attention_output", &h_shape)],
+        &[],
+    );
+    b.output("attention_output");
+    b.build(super::ATTENTION_MASK_F32MIN_DOC)
 }

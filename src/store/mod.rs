@@ -38,6 +38,10 @@ pub struct RunnerInfo {
     /// The precision plan the runner applied, if any.
     #[serde(default)]
     pub plan: Option<String>,
+    /// Runners that convert the model (`cpu-fp16`): the out-of-range policy and every
+    /// initializer/`Constant` value FP16 cannot hold, with what the policy did to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<crate::precision::RangeConversion>,
 }
 
 /// The model a run belongs to.
@@ -426,7 +430,7 @@ mod tests {
         Manifest {
             schema: MANIFEST_SCHEMA.into(),
             tool: ToolInfo::current(),
-            runner: RunnerInfo { name: "test".into(), version: "0".into(), plan: None },
+            runner: RunnerInfo { name: "test".into(), version: "0".into(), plan: None, conversion: None },
             model: ModelInfo { path: "m.onnx".into(), sha256: "00".into(), opset: Some(17), node_count: 1 },
             inputs: InputSource {
                 kind: "random".into(),
