@@ -368,6 +368,14 @@ impl GraphBuilder {
         outputs.first().map(|o| o.0.to_string()).unwrap_or_default()
     }
 
+    /// Add a `Constant` node `name` writing `out` with `value` (how exporters write scalars, shapes
+    /// and axes). Returns `out`.
+    pub fn constant_node(&mut self, name: &str, out: &str, value: &Tensor) -> String {
+        let shape: Vec<i64> = value.shape().iter().map(|&d| d as i64).collect();
+        let t = Attr::Tensor(Box::new(crate::model::tensor_proto::from_tensor("", value)));
+        self.node_typed("Constant", name, &[], &[(out, value.dtype().onnx(), &shape)], &[("value", t)])
+    }
+
     /// Make a node output a graph output (its declared type moves from `value_info` to `output`).
     pub fn output(&mut self, name: &str) {
         assert!(self.value_index.contains_key(name), "graph '{}': output '{name}' is not a node output", self.name);

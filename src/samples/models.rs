@@ -8,7 +8,6 @@
 
 use super::builder::{Attr, Dim, GraphBuilder};
 use crate::model::proto::{ModelProto, data_type};
-use crate::model::tensor_proto::from_tensor;
 use crate::tensor::Tensor;
 
 /// `mlp_overflow.onnx`: `features[1,64] → MatMul+Add+Relu (256 hidden) → MatMul+Add → logits[1,10]`.
@@ -399,21 +398,6 @@ pub fn mask_fill_nan() -> ModelProto {
     b.build(super::MASK_FILL_NAN_DOC)
 }
 
-/// A `Constant` node holding an int64 tensor, named and shaped like a `PyTorch` export
-/// (`/model.5/Constant` writing `/model.5/Constant_output_0`). Returns the output name.
-fn constant_i64(b: &mut GraphBuilder, node: &str, shape: &[usize], values: &[i64]) -> String {
-    let t = Tensor::from_i64(shape, values).unwrap_or_else(|e| panic!("constant {node}: {e}"));
-    let out = format!("{node}_output_0");
-    let dims: Vec<Dim> = shape.iter().map(|&d| Dim::Fixed(d as i64)).collect();
-    b.node_dims(
-        "Constant",
-        node,
-        &[],
-        &[(&out, data_type::INT64, &dims)],
-        &[("value", Attr::Tensor(Box::new(from_tensor("", &t))))],
-    )
-}
-
 /// An ultralytics `Conv` block after `BatchNorm` fusion: `/model.N/conv/Conv` (3x3 or 1x1, bias) and
 /// `SiLU` exported as `Sigmoid` + `Mul`. Returns the block's output (`/model.N/act/Mul_output_0`).
 fn yolo_conv(b: &mut GraphBuilder, n: usize, x: &str, cin: usize, cout: usize, k: usize, dims: &[Dim]) -> String {
@@ -482,9 +466,9 @@ pub fn yolo_symbolic() -> ModelProto {
     let four = [Dim::Fixed(4)];
     let two = [Dim::Fixed(2)];
     let shape = b.node_dims("Shape", "/model.2/Shape", &[&x1], &[("/model.2/Shape_output_0", i64t, &four)], &[]);
-    let s0 = constant_i64(&mut b, "/model.2/Constant", &[1], &[0]);
-    let s2 = constant_i64(&mut b, "/model.2/Constant_1", &[1], &[2]);
-    let s4 = constant_i64(&mut b, "/model.2/Constant_2", &[1], &[4]);
+    let s0 = b.constant_node("/model.2/Constant", "/model.2/Constant_output_0", &i64_tensor(&[1], &[0]));
+    let s2 = b.constant_node("/model.2/Constant_1", "/model.2/Constant_1_output_0", &i64_tensor(&[1], &[2]));
+    let s4 = b.constant_node("/model.2/Constant_2", "/model.2/Constant_2_output_0", &i64_tensor(&[1], &[4]));
     let nc =
         b.node_dims("Slice", "/model.2/Slice", &[&shape, &s0, &s2], &[("/model.2/Slice_output_0", i64t, &two)], &[]);
     let skip_shape =
@@ -544,7 +528,7 @@ pub fn yolo_symbolic() -> ModelProto {
         ],
     );
     let hshape = b.node_dims("Shape", "/model.5/Shape", &[&head], &[("/model.5/Shape_output_0", i64t, &four)], &[]);
-    let zero = constant_i64(&mut b, "/model.5/Constant", &[], &[0]);
+    let zero = b.constant_node("/model.5/Constant", "/model.5/Constant_output_0", &i64_tensor(&[], &[0]));
     let n = b.node_dims(
         "Gather",
         "/model.5/Gather",
@@ -552,7 +536,7 @@ pub fn yolo_symbolic() -> ModelProto {
         &[("/model.5/Gather_output_0", i64t, &[])],
         &[("axis", Attr::Int(0))],
     );
-    let axes = constant_i64(&mut b, "/model.5/Constant_1", &[1], &[0]);
+    let axes = b.constant_node("/model.5/Constant_1", "/model.5/Constant_1_output_0", &i64_tensor(&[1], &[0]));
     let n1 = b.node_dims(
         "Unsqueeze",
         "/model.5/Unsqueeze",
@@ -560,7 +544,7 @@ pub fn yolo_symbolic() -> ModelProto {
         &[("/model.5/Unsqueeze_output_0", i64t, &[Dim::Fixed(1)])],
         &[],
     );
-    let rest = constant_i64(&mut b, "/model.5/Constant_2", &[2], &[6, -1]);
+    let rest = b.constant_node("/model.5/Constant_2", "/model.5/Constant_2_output_0", &i64_tensor(&[2], &[6, -1]));
     let target = b.node_dims(
         "Concat",
         "/model.5/Concat",
@@ -648,20 +632,6 @@ pub fn tf2onnx_names() -> ModelProto {
     b.build(super::TF2ONNX_NAMES_DOC)
 }
 
-/// An int64 `Constant` node (`axes`, shape values, the sample rate) as `TorchScript` exports write
-/// them, inside bodies too. Returns the output name.
-fn const_i64(b: &mut GraphBuilder, name: &str, out: &str, shape: &[usize], values: &[i64]) -> String {
-    let t = crate::tensor::Tensor::from_i64(shape, values).unwrap_or_else(|e| panic!("constant '{name}': {e}"));
-    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-    b.node_typed(
-        "Constant",
-        name,
-        &[],
-        &[(out, data_type::INT64, &dims)],
-        &[("value", Attr::Tensor(Box::new(crate::model::tensor_proto::from_tensor("", &t))))],
-    )
-}
-
 /// `vad_if_branches.onnx`: a voice-activity detector shaped like Silero VAD's multi-rate export,
 /// `input[1,512] + sr → If(sr == 8000) → logit → Sigmoid → output[1,1]`.
 ///
@@ -697,13 +667,13 @@ pub fn vad_if_branches() -> ModelProto {
     b.weight("_model.decoder.bias", &[1], -0.1, 0.1);
     b.weight("_model_8k.stft.forward_basis_buffer", &[CH, 1, N_8K as usize], -0.1, 0.1);
     b.weight("_model_8k.decoder.weight", &[CH, 1], -0.5, 0.5);
-    const_i64(&mut b, "/Constant", "/Constant_output_0", &[], &[8000]);
+    b.constant_node("/Constant", "/Constant_output_0", &i64_tensor(&[], &[8000]));
     b.node_typed("Equal", "/Equal", &["sr", "/Constant_output_0"], &[("/Equal_output_0", data_type::BOOL, &[])], &[]);
 
     // then_branch: the 8 kHz network; its value_info holds the shapes of the 256-sample frame it was
     // traced with.
     let mut k8 = b.body("torch_jit_8k");
-    const_i64(&mut k8, "/_model_8k/Constant", "/_model_8k/Constant_output_0", &[1], &[1]);
+    k8.constant_node("/_model_8k/Constant", "/_model_8k/Constant_output_0", &i64_tensor(&[1], &[1]));
     k8.node(
         "Unsqueeze",
         "/_model_8k/Unsqueeze",
@@ -746,7 +716,7 @@ pub fn vad_if_branches() -> ModelProto {
     // else_branch: the 16 kHz network for 512-sample frames.
     let mut k16 = b.body("torch_jit_16k");
     let frames = [1, CH as i64, FRAMES];
-    const_i64(&mut k16, "/_model/Constant", "/_model/Constant_output_0", &[1], &[1]);
+    k16.constant_node("/_model/Constant", "/_model/Constant_output_0", &i64_tensor(&[1], &[1]));
     k16.node(
         "Unsqueeze",
         "/_model/Unsqueeze",
@@ -784,7 +754,7 @@ pub fn vad_if_branches() -> ModelProto {
         &[("/_model/decoder/Shape_output_0", data_type::INT64, &[3])],
         &[],
     );
-    const_i64(&mut k16, "/_model/decoder/Constant", "/_model/decoder/Constant_output_0", &[], &[0]);
+    k16.constant_node("/_model/decoder/Constant", "/_model/decoder/Constant_output_0", &i64_tensor(&[], &[0]));
     k16.node_typed(
         "Gather",
         "/_model/decoder/Gather",
@@ -792,7 +762,7 @@ pub fn vad_if_branches() -> ModelProto {
         &[("/_model/decoder/Gather_output_0", data_type::INT64, &[])],
         &[("axis", Attr::Int(0))],
     );
-    const_i64(&mut k16, "/_model/decoder/Constant_1", "/_model/decoder/Constant_1_output_0", &[], &[1]);
+    k16.constant_node("/_model/decoder/Constant_1", "/_model/decoder/Constant_1_output_0", &i64_tensor(&[], &[1]));
     k16.node_typed(
         "Equal",
         "/_model/decoder/Equal",
@@ -801,7 +771,7 @@ pub fn vad_if_branches() -> ModelProto {
         &[],
     );
     let mut squeeze = k16.body("torch_jit_squeeze");
-    const_i64(&mut squeeze, "/_model/decoder/Constant_2", "/_model/decoder/Constant_2_output_0", &[1], &[0]);
+    squeeze.constant_node("/_model/decoder/Constant_2", "/_model/decoder/Constant_2_output_0", &i64_tensor(&[1], &[0]));
     squeeze.node(
         "Squeeze",
         "/_model/decoder/Squeeze",
@@ -847,7 +817,7 @@ pub fn vad_if_branches() -> ModelProto {
         &[("/_model/decoder/Add_output_0", &[1])],
         &[],
     );
-    const_i64(&mut k16, "/_model/Constant_1", "/_model/Constant_1_output_0", &[1], &[0]);
+    k16.constant_node("/_model/Constant_1", "/_model/Constant_1_output_0", &i64_tensor(&[1], &[0]));
     k16.node(
         "Unsqueeze",
         "/_model/Unsqueeze_1",
@@ -861,14 +831,6 @@ pub fn vad_if_branches() -> ModelProto {
     b.node("Sigmoid", "/Sigmoid", &["/If_output_0"], &[("output", &[1, 1])], &[]);
     b.output("output");
     b.build(super::VAD_IF_BRANCHES_DOC)
-}
-
-/// A `Constant` node `name` writing `out` (the way `torch.onnx` exports Python scalars and shapes).
-fn constant_node(b: &mut GraphBuilder, name: &str, out: &str, value: &Tensor) -> String {
-    let shape: Vec<i64> = value.shape().iter().map(|&d| d as i64).collect();
-    let dtype = value.dtype().onnx();
-    let t = Attr::Tensor(Box::new(from_tensor("", value)));
-    b.node_typed("Constant", name, &[], &[(out, dtype, &shape)], &[("value", t)])
 }
 
 fn f32_tensor(shape: &[usize], values: &[f32]) -> Tensor {
@@ -914,7 +876,7 @@ pub fn attention_mask_f32min() -> ModelProto {
     let mask: Vec<i64> = (0..SEQ).map(|i| i64::from(i < SEQ - PADDED)).collect();
     b.constant_i64("attention_mask", &[1, SEQ], &mask);
     let i64t = data_type::INT64;
-    constant_node(&mut b, "/bert/Constant", "/bert/Constant_output_0", &i64_tensor(&[1], &[1]));
+    b.constant_node("/bert/Constant", "/bert/Constant_output_0", &i64_tensor(&[1], &[1]));
     b.node_typed(
         "Unsqueeze",
         "/bert/Unsqueeze",
@@ -922,7 +884,7 @@ pub fn attention_mask_f32min() -> ModelProto {
         &[("/bert/Unsqueeze_output_0", i64t, &[1, 1, SEQ as i64])],
         &[],
     );
-    constant_node(&mut b, "/bert/Constant_1", "/bert/Constant_1_output_0", &i64_tensor(&[1], &[2]));
+    b.constant_node("/bert/Constant_1", "/bert/Constant_1_output_0", &i64_tensor(&[1], &[2]));
     b.node_typed(
         "Unsqueeze",
         "/bert/Unsqueeze_1",
@@ -937,7 +899,7 @@ pub fn attention_mask_f32min() -> ModelProto {
         &[("/bert/Cast_output_0", &m_shape)],
         &[("to", Attr::Int(i64::from(data_type::FLOAT)))],
     );
-    constant_node(&mut b, "/bert/Constant_2", "/bert/Constant_2_output_0", &f32_tensor(&[], &[1.0]));
+    b.constant_node("/bert/Constant_2", "/bert/Constant_2_output_0", &f32_tensor(&[], &[1.0]));
     b.node(
         "Sub",
         "/bert/Sub",
@@ -945,7 +907,7 @@ pub fn attention_mask_f32min() -> ModelProto {
         &[("/bert/Sub_output_0", &m_shape)],
         &[],
     );
-    constant_node(&mut b, "/bert/Constant_3", "/bert/Constant_3_output_0", &f32_tensor(&[], &[f32::MIN]));
+    b.constant_node("/bert/Constant_3", "/bert/Constant_3_output_0", &f32_tensor(&[], &[f32::MIN]));
     b.node(
         "Mul",
         "/bert/Mul",
@@ -957,8 +919,7 @@ pub fn attention_mask_f32min() -> ModelProto {
     // Self-attention.
     let p = "/bert/encoder/layer.0/attention/self";
     let bound = (3.0f64 / HIDDEN as f64).sqrt() as f32;
-    constant_node(
-        &mut b,
+    b.constant_node(
         &format!("{p}/Constant"),
         &format!("{p}/Constant_output_0"),
         &i64_tensor(&[4], &[1, SEQ as i64, HEADS as i64, HEAD as i64]),
@@ -1005,8 +966,7 @@ pub fn attention_mask_f32min() -> ModelProto {
     }
     let (q, k, v) = (&projected[0], &projected[1], &projected[2]);
     b.node("MatMul", &format!("{p}/MatMul"), &[q, k], &[(&format!("{p}/MatMul_output_0"), &scores)], &[]);
-    constant_node(
-        &mut b,
+    b.constant_node(
         &format!("{p}/Constant_1"),
         &format!("{p}/Constant_1_output_0"),
         &f32_tensor(&[], &[(HEAD as f32).sqrt()]),
@@ -1046,8 +1006,7 @@ pub fn attention_mask_f32min() -> ModelProto {
         &[(&format!("{p}/Transpose_3_output_0"), &split)],
         &[("perm", Attr::Ints(vec![0, 2, 1, 3]))],
     );
-    constant_node(
-        &mut b,
+    b.constant_node(
         &format!("{p}/Constant_2"),
         &format!("{p}/Constant_2_output_0"),
         &i64_tensor(&[3], &[1, SEQ as i64, HIDDEN as i64]),
