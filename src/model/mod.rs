@@ -32,6 +32,23 @@ pub struct Model {
     pub file_bytes: u64,
 }
 
+/// `base` if no name in `taken` has it, else `base_2`, `base_3`, ...; the name returned is added to
+/// `taken`. Every rewrite that adds tensors or nodes (the Cast rewrite, the FP16 emulation, control
+/// flow inlining) names them with it.
+pub fn unique_name<S: std::hash::BuildHasher>(taken: &mut std::collections::HashSet<String, S>, base: &str) -> String {
+    if taken.insert(base.to_string()) {
+        return base.to_string();
+    }
+    let mut k = 2;
+    loop {
+        let candidate = format!("{base}_{k}");
+        if taken.insert(candidate.clone()) {
+            return candidate;
+        }
+        k += 1;
+    }
+}
+
 /// Hex sha256 of bytes.
 #[must_use]
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -752,7 +752,7 @@ fn inline(g: &mut GraphProto, idx: usize, branch: &str) -> std::result::Result<(
     for (src, out) in &identities {
         let src = map.get(src).unwrap_or(src).clone();
         let name = format!("{label}/{branch}/Identity");
-        let name = if taken.nodes.insert(name.clone()) { name } else { Taken::fresh(&mut taken.nodes, &name) };
+        let name = super::unique_name(&mut taken.nodes, &name);
         body.node.push(NodeProto {
             input: vec![src],
             output: vec![out.clone()],

@@ -82,14 +82,7 @@ fn fp16_tensors(c: &Converted) -> HashSet<String> {
 
 /// A fresh name based on `base`.
 fn fresh(base: &str, taken: &mut HashSet<String>) -> String {
-    let mut name = base.to_string();
-    let mut k = 2;
-    while taken.contains(&name) {
-        name = format!("{base}_{k}");
-        k += 1;
-    }
-    taken.insert(name.clone());
-    name
+    crate::model::unique_name(taken, base)
 }
 
 /// The FP32-compute, FP16-storage model for a Cast-rewritten model (see the module docs).

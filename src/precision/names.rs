@@ -42,17 +42,7 @@ impl Names {
     }
 
     fn fresh_in(set: &mut HashSet<String>, base: &str) -> String {
-        if set.insert(base.to_string()) {
-            return base.to_string();
-        }
-        let mut k = 2;
-        loop {
-            let c = format!("{base}_{k}");
-            if set.insert(c.clone()) {
-                return c;
-            }
-            k += 1;
-        }
+        crate::model::unique_name(set, base)
     }
 
     /// `base`, or `base_2`, `base_3`... when taken; the name is reserved.
