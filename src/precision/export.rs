@@ -38,13 +38,17 @@ pub struct ToolArgs {
     pub warnings: Vec<String>,
 }
 
-/// Quote one argument for a POSIX shell: as is when it holds only safe characters, else in single
-/// quotes (`'` written as `'\''`).
+/// Quote one argument for a POSIX shell: as is when it holds only safe characters, in double quotes
+/// when nothing in it is special there (`$`, `` ` ``, `\`, `"`, `!`), else in single quotes (`'`
+/// written as `'\''`).
 #[must_use]
 pub fn sh_quote(arg: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "-_=./:,+@%^".contains(c);
     if !arg.is_empty() && arg.chars().all(safe) {
         return arg.to_string();
+    }
+    if !arg.contains(['$', '`', '\\', '"', '!']) {
+        return format!("\"{arg}\"");
     }
     format!("'{}'", arg.replace('\'', "'\\''"))
 }
@@ -77,9 +81,9 @@ fn decide(model: &Model, plan: &Plan) -> Result<Decided> {
         return Err(Error::usage("bf16 plans cannot be exported yet (the Cast rewrite supports fp16 and fp32)"));
     }
     let (_, report) = super::convert_to_bytes(model, plan)?;
-    // Nodes that compute on float values: those the all-FP16 rewrite makes FP16, or keeps FP32 only
-    // because of the op's type constraints or an out-of-range constant.
-    let all16 = Plan { default: Precision::Fp16, overrides: Vec::new(), out_of_range: plan.out_of_range };
+    // Nodes that compute on float values: those the all-FP16 rewrite (saturating constants) makes
+    // FP16, or keeps FP32 only because of the op's type constraints.
+    let all16 = Plan { default: Precision::Fp16, overrides: Vec::new(), out_of_range: OutOfRangePolicy::Saturate };
     let (_, all) = super::convert_to_bytes(model, &all16)?;
     let floaty: BTreeSet<String> = all
         .nodes_fp16
@@ -263,8 +267,9 @@ mod tests {
     #[test]
     fn quoting_and_regexes() {
         assert_eq!(sh_quote("--fp16"), "--fp16");
-        assert_eq!(sh_quote("a b"), "'a b'");
-        assert_eq!(sh_quote("it's"), "'it'\\''s'");
+        assert_eq!(sh_quote("a b"), "\"a b\"");
+        assert_eq!(sh_quote("--x='a:0':fp16"), "\"--x='a:0':fp16\"");
+        assert_eq!(sh_quote("it's $HOME"), "'it'\\''s $HOME'");
         assert_eq!(python_exact_regex("/model/fc1/MatMul"), "^/model/fc1/MatMul$");
         assert_eq!(python_exact_regex("a.b(c)+1"), "^a\\.b\\(c\\)\\+1$");
         assert!(
