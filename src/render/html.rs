@@ -587,7 +587,9 @@ pub fn page(report: &Report, pairs: &[TensorPair], extras: &Extras<'_>) -> Resul
         extra_section(&mut out, s);
     }
     details_section(&mut out, report);
-    let json = report.to_json()?;
+    // Compact: the page is often attached to a CI run; `report.json` is the pretty one.
+    let json = serde_json::to_string(report)
+        .map_err(|e| crate::error::Error::usage(format!("cannot serialize the report: {e}")))?;
     // `</script` and `<!--` may not appear inside a script element: `\u003c` is the same JSON string.
     let _ =
         writeln!(out, "<script type=\"application/json\" id=\"report-json\">{}</script>", json.replace('<', "\\u003c"));
