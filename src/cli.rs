@@ -739,9 +739,7 @@ fn convert_cmd(a: &ConvertArgs, quiet: bool) -> Result<ExitCode> {
                  trtlens convert --specialize-from RUN_DIR --precision fp32 -o specialized.onnx"
             );
         }
-        if !quiet {
-            let _ = writeln!(std::io::stderr(), "wrote {} (plan: {label}; {what})", a.output.display());
-        }
+        let _ = writeln!(std::io::stderr(), "wrote {} (plan: {label}; {what})", a.output.display());
         return Ok(ExitCode::SUCCESS);
     }
     let (bytes, report) = crate::precision::convert_to_bytes(&model, &plan)?;
