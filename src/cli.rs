@@ -14,6 +14,8 @@ use crate::model::Model;
 use crate::run::{self, Progress, RunRequest};
 use crate::runner::{RunnerKind, RunnerOptions};
 
+pub mod share;
+
 /// Find where and why an engine's numbers drift away from its ONNX model.
 #[derive(Debug, Parser)]
 #[command(name = "trtlens", version, about, propagate_version = true)]
@@ -38,10 +40,17 @@ pub enum Command {
     Run(RunArgs),
     /// Compare every tensor of a candidate against a reference (exit 0 pass, 1 fail, 2 error).
     Compare(CompareArgs),
-    /// Write the mixed-precision model for a precision plan (Cast nodes + FP16 initializers).
+    /// Write the mixed-precision model for a precision plan (Cast nodes + FP16 initializers), or the
+    /// plan as autocast or trtexec arguments (--format).
     Convert(ConvertArgs),
     /// Browse the per-layer diff in a terminal UI, toggle layers FP16/FP32, rebuild and re-compare.
     Inspect(InspectArgs),
+    /// Turn a saved JSON report into plots, a self-contained HTML report and a markdown summary.
+    Report(share::ReportArgs),
+    /// Export the inputs of a run: Polygraphy JSON, .npz, .safetensors, raw files for trtexec.
+    Inputs(share::InputsArgs),
+    /// Export the captured tensors of a run: .npz, Polygraphy run results JSON.
+    Tensors(share::TensorsArgs),
     /// Execute one job request and stream JSON events on stdout (used by trtlens itself; docs/worker.md).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -86,7 +95,7 @@ pub struct InspectArgs {
     /// Where sessions are saved.
     #[arg(long = "sessions-dir", default_value = "sessions", value_name = "DIR")]
     pub sessions_dir: PathBuf,
-    /// Where exports (report JSON, plan, mixed-precision ONNX) are written.
+    /// Where exports (report JSON, plots, plan, mixed-precision ONNX) are written.
     #[arg(long = "export-dir", default_value = ".", value_name = "DIR")]
     pub export_dir: PathBuf,
     /// Keep FP32 (reason: prediction) every node reading or writing a tensor whose reference values
@@ -295,9 +304,12 @@ pub struct ConvertArgs {
     /// The plan.
     #[command(flatten)]
     pub plan: PlanArgs,
-    /// Where to write the mixed-precision model.
+    /// Where to write the mixed-precision model (or, with --format autocast|trtexec, the arguments).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
+    /// What to write (see `--help`).
+    #[arg(help = "What to write: the mixed-precision ONNX, the ModelOpt AutoCast command line, or trtexec (TensorRT 10 and older) --layerPrecisions/--layerOutputTypes flags", long, value_enum, default_value_t = share::ConvertFormat::Onnx, value_name = "onnx|autocast|trtexec")]
+    pub format: share::ConvertFormat,
     /// Also write the plan used as TOML (to reproduce the model with --plan).
     #[arg(long = "write-plan", value_name = "FILE")]
     pub write_plan: Option<PathBuf>,
@@ -435,6 +447,9 @@ pub struct CompareArgs {
     /// Precision plan of the candidate (for --candidate cpu-fp16).
     #[command(flatten)]
     pub plan: PlanArgs,
+    /// Plots, HTML report, markdown summary.
+    #[command(flatten)]
+    pub share: share::ShareArgs,
 }
 
 /// Entry point used by `main`.
@@ -475,6 +490,9 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Compare(a) => compare_cmd(a, cli.quiet),
         Command::Convert(a) => convert_cmd(a, cli.quiet),
         Command::Inspect(a) => inspect_cmd(a),
+        Command::Report(a) => share::report_cmd(a, cli.quiet, use_color()),
+        Command::Inputs(a) => share::inputs_cmd(a, cli.quiet),
+        Command::Tensors(a) => share::tensors_cmd(a, cli.quiet),
     }
 }
 
@@ -644,7 +662,21 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
     {
         return Err(Error::usage(format!("--report {}: is a directory; give a file name", p.display())));
     }
-    let req = a.request()?;
+    a.share.check()?;
+    let mut req = a.request()?;
+    // Plots of a tensor need its values after the comparison: keep temporary runs until then.
+    let scratch = match &req.save_runs {
+        None if a.share.outputs().wants_tensors() => Some(
+            tempfile::Builder::new()
+                .prefix("trtlens-compare-")
+                .tempdir()
+                .map_err(|e| Error::store_io(std::env::temp_dir(), "cannot create a temporary run directory", e))?,
+        ),
+        _ => None,
+    };
+    if let Some(t) = &scratch {
+        req.save_runs = Some(t.path().to_path_buf());
+    }
     let mut err = std::io::stderr();
     let mut progress = |side: &str, p: Progress| {
         if quiet && !matches!(p, Progress::Warning(_)) {
@@ -652,7 +684,16 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
         }
         let _ = writeln!(err, "{side}: {p}");
     };
-    let report = compare::compare(&req, &mut progress)?;
+    let mut report = compare::compare(&req, &mut progress)?;
+    let pairs = share::pairs_for(&report, &a.share)?;
+    if let Some(t) = &scratch {
+        // The report says a temporary run was used, as without plots.
+        for side in [&mut report.reference, &mut report.candidate] {
+            if side.path.as_deref().is_some_and(|p| std::path::Path::new(p).starts_with(t.path())) {
+                side.path = None;
+            }
+        }
+    }
     let json = report.to_json()?;
     if let Some(p) = &a.report {
         crate::store::write_atomic(p, json.as_bytes())?;
@@ -667,6 +708,8 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
         let opts = table::TableOptions { color: use_color(), only_failing: a.only_failing, top: a.top };
         let _ = write!(out, "{}", table::render(&report, opts));
     }
+    drop(out);
+    share::write_shared(&report, &a.share, pairs, &crate::render::Extras::default(), quiet)?;
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -681,6 +724,24 @@ fn convert_cmd(a: &ConvertArgs, quiet: bool) -> Result<ExitCode> {
         model = crate::model::specialize::apply_to(&model, &run.manifest.specialized)?;
     }
     let (plan, label) = a.plan.build()?.unwrap_or_else(|| (Plan::uniform(Precision::Fp16), "fp16".into()));
+    if a.format != share::ConvertFormat::Onnx {
+        if a.output.is_dir() {
+            return Err(Error::usage(format!("-o {}: is a directory; give a file name", a.output.display())));
+        }
+        let what = share::convert_to_args(a.format, &model, &a.model, &plan, &a.output)?;
+        if let Some(p) = &a.write_plan {
+            crate::store::write_atomic(p, plan.to_toml().as_bytes())?;
+        }
+        if a.specialize_from.is_some() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: the names are those of the specialized graph: give the tool the model written by \
+                 trtlens convert --specialize-from RUN_DIR --precision fp32 -o specialized.onnx"
+            );
+        }
+        let _ = writeln!(std::io::stderr(), "wrote {} (plan: {label}; {what})", a.output.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let (bytes, report) = crate::precision::convert_to_bytes(&model, &plan)?;
     crate::store::write_atomic(&a.output, &bytes)?;
     if let Some(p) = &a.write_plan {

@@ -12,6 +12,7 @@ pub mod io;
 pub mod job;
 pub mod model;
 pub mod precision;
+pub mod render;
 pub mod run;
 pub mod runner;
 pub mod samples;

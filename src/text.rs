@@ -1,5 +1,6 @@
 //! Text helpers shared by the terminal table and the inspector: fitting names into a width (long
-//! scoped names keep their informative tail) and the scope prefix every name of a model shares.
+//! scoped names keep their informative tail), the scope prefix every name of a model shares, and
+//! file names made from tensor names.
 
 /// `s` in at most `width` characters, eliding the front with `…` (the tail of
 /// `/model.22/cv3.2/cv3.2.1/conv/Conv_output_0` tells rows apart, its head does not).
@@ -62,6 +63,25 @@ pub fn shared_scope<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
     }
 }
 
+/// A file-name-safe form of a tensor name: `[A-Za-z0-9._-]` kept, everything else `_`, at most 80
+/// characters, plus 8 hex digits of its hash when anything changed (so two names never collide).
+#[must_use]
+pub fn file_stem(name: &str) -> String {
+    let cleaned: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
+    let trimmed = cleaned.trim_start_matches(['.', '_']);
+    let short: String = trimmed.chars().take(80).collect();
+    if short == name && !short.is_empty() {
+        return short;
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(name.as_bytes());
+    let hex: String = digest.iter().take(4).fold(String::new(), |mut s, b| {
+        let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{b:02x}"));
+        s
+    });
+    if short.is_empty() { hex } else { format!("{short}-{hex}") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +112,17 @@ mod tests {
         assert_eq!(shared_scope(["x/", "x/"]), "", "no name is left empty");
         assert_eq!(shared_scope(["s/a", "s/"]), "", "no name is left empty");
         assert_eq!(shared_scope(["é/a", "é/b"]), "é/");
+    }
+
+    #[test]
+    fn file_stems_are_safe_and_distinct() {
+        assert_eq!(file_stem("logits"), "logits");
+        let a = file_stem("/model/fc1/MatMul_output_0");
+        let b = file_stem("_model_fc1_MatMul_output_0");
+        assert!(a.starts_with("model_fc1_MatMul_output_0-"), "{a}");
+        assert_ne!(a, b);
+        assert!(file_stem("scope/Op:0").chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
+        assert_eq!(file_stem("///").len(), 8);
+        assert!(file_stem(&"x".repeat(300)).len() <= 89);
     }
 }

@@ -139,8 +139,20 @@ fn navigation_filters_sort_and_search() -> TestResult {
     assert!(app.show_help);
     cmd(&mut app, Command::Cancel);
     assert!(!app.show_help);
+    // `p` writes the whole-model charts and the selected tensor's histogram and scatter, and says where.
+    let selected = app.selected_row().map(|r| r.name.clone()).ok_or("no selection")?;
     cmd(&mut app, Command::ExportPlots);
-    assert!(app.status.as_deref().is_some_and(|s| s.contains("not available yet")));
+    let status = app.status.clone().unwrap_or_default();
+    let dir = tmp.path().join("mlp_overflow.plots");
+    assert!(status.starts_with(&format!("plots written to {}", dir.display())), "{status}");
+    let stem = trtlens::text::file_stem(&selected);
+    for file in
+        ["error.png".to_string(), "overflow.png".into(), format!("histogram-{stem}.png"), format!("scatter-{stem}.png")]
+    {
+        assert!(status.contains(&file), "{status} names {file}");
+        let bytes = std::fs::read(dir.join(&file))?;
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{file} is a PNG");
+    }
     cmd(&mut app, Command::Quit);
     assert!(app.quit);
     Ok(())

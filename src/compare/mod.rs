@@ -362,6 +362,7 @@ fn run_side(
             (t.path().join(which), Some(t))
         }
     };
+    let plan = runner_options.plan.clone();
     let run_req = RunRequest {
         model: model_path.clone(),
         runner: kind,
@@ -381,6 +382,7 @@ fn run_side(
             path: if tmp.is_some() { None } else { Some(summary.dir.display().to_string()) },
             precision_plan: side.plan(),
             conversion: side.conversion(),
+            plan,
         },
         side,
         _tmp: tmp,
@@ -452,6 +454,7 @@ fn open_saved(spec: &SideSpec, which: &str) -> Result<Option<Ready>> {
             path: Some(path.display().to_string()),
             precision_plan: side.plan(),
             conversion: side.conversion(),
+            plan: None,
         },
         side,
         _tmp: None,

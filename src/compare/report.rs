@@ -43,6 +43,10 @@ pub struct SideReport {
     /// otherwise, and absent in reports written before it existed).
     #[serde(default)]
     pub conversion: Option<crate::precision::RangeConversion>,
+    /// The whole precision plan a plan-taking runner side ran with (its TOML text in JSON, as in
+    /// `--plan` files), predicted FP32 islands included; absent otherwise and in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::precision::Plan>,
 }
 
 /// A per-tensor tolerance override.

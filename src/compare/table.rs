@@ -26,7 +26,9 @@ const RESET: &str = "\x1b[0m";
 
 use crate::text::{elide_left as fit, elide_right as fit_head};
 
-fn num(v: f64) -> String {
+/// A number as the table shows it: compact, `-` for NaN, `inf`/`-inf`.
+#[must_use]
+pub fn num(v: f64) -> String {
     if v.is_nan() {
         "-".into()
     } else if v.is_infinite() {
@@ -40,12 +42,39 @@ fn num(v: f64) -> String {
     }
 }
 
-fn severity(t: &TensorReport) -> u8 {
+/// 2 for a failing row, 1 for a skipped or flagged one (overflow, underflow, non-finite), else 0.
+#[must_use]
+pub fn severity(t: &TensorReport) -> u8 {
     match t.status {
         Status::Fail => 2,
         Status::Skipped => 1,
         Status::Pass if t.flags.iter().any(|f| f == "OVF" || f == "UNF" || f == "NaN" || f == "INF") => 1,
         Status::Pass => 0,
+    }
+}
+
+/// The flags a row shows: the report's flags with `FIRST_NONFINITE` as `1ST-NF`, and `SKIP` first
+/// for a skipped tensor (the HTML report shows the same).
+#[must_use]
+pub fn shown_flags(t: &TensorReport) -> Vec<&str> {
+    let mut flags: Vec<&str> =
+        t.flags.iter().map(|f| if f == "FIRST_NONFINITE" { "1ST-NF" } else { f.as_str() }).collect();
+    if t.status == Status::Skipped {
+        flags.insert(0, "SKIP");
+    }
+    flags
+}
+
+/// The max-abs cell: `nan`/`inf` when the candidate went non-finite where the reference was not
+/// (error statistics cover finite pairs only), else the number.
+#[must_use]
+pub fn max_abs_cell(m: &super::metrics::Metrics) -> String {
+    if m.nan_candidate > m.nan_reference {
+        "nan".into()
+    } else if m.inf_candidate > m.inf_reference {
+        "inf".into()
+    } else {
+        num(m.max_abs)
     }
 }
 
@@ -55,13 +84,7 @@ fn row(t: &TensorReport) -> String {
     let (max_abs, mism, cosine) = match &t.metrics {
         Some(m) => (
             // Error statistics cover finite pairs; say so when the candidate went non-finite.
-            if m.nan_candidate > m.nan_reference {
-                "nan".into()
-            } else if m.inf_candidate > m.inf_reference {
-                "inf".into()
-            } else {
-                num(m.max_abs)
-            },
+            max_abs_cell(m),
             format!("{:.2}", m.mismatch_ratio * 100.0),
             if t.exact {
                 "exact".into()
@@ -73,11 +96,7 @@ fn row(t: &TensorReport) -> String {
         ),
         None => ("-".into(), "-".into(), "-".into()),
     };
-    let mut flags: Vec<&str> =
-        t.flags.iter().map(|f| if f == "FIRST_NONFINITE" { "1ST-NF" } else { f.as_str() }).collect();
-    if t.status == Status::Skipped {
-        flags.insert(0, "SKIP");
-    }
+    let flags = shown_flags(t);
     format!(
         "{idx:>4} {:<29} {:<12} {:>13} {:>9} {:>7} {:>8}  {}",
         fit(&t.name, 29),

@@ -287,13 +287,7 @@ fn generate(model: &Model, opts: &InputOptions) -> Result<InputSet> {
 }
 
 fn load(model: &Model, path: &Path, opts: &InputOptions) -> Result<InputSet> {
-    let iterations = if path.is_dir() && path.join(crate::store::MANIFEST).is_file() {
-        crate::store::RunDir::open(path)?.load_inputs()?
-    } else if path.is_dir() {
-        crate::io::load_polygraphy_inputs_dir(path)?
-    } else {
-        crate::io::load_inputs_file(path)?
-    };
+    let iterations = crate::io::export::load_any_inputs(path)?;
     if iterations.is_empty() {
         return Err(Error::input(format!("{}: the file holds no iterations", path.display())));
     }

@@ -1,8 +1,11 @@
-//! File formats for tensors: `.npy`/`.npz`, safetensors input files, and Polygraphy's JSON files,
-//! plus [`load_inputs_file`], which reads input data in any of them, and [`load_run_results`].
+//! File formats for tensors: `.npy`/`.npz`, safetensors input files, Polygraphy's JSON files and raw
+//! binary per input (`trtexec --loadInputs`), plus [`load_inputs_file`], which reads input data in
+//! any of them, [`load_run_results`], and the exports of runs into these formats ([`export`]).
 
+pub mod export;
 pub mod npy;
 pub mod polygraphy;
+pub mod raw;
 pub mod safetensors_file;
 
 use std::path::Path;
@@ -14,7 +17,7 @@ use crate::runner::Tensors;
 
 /// The input-file formats, for messages.
 pub const ACCEPTED_INPUT_FORMATS: &str = ".npz (numpy.savez), .npy (one array, for a single-input model), \
-     .safetensors, or Polygraphy JSON (polygraphy run --save-inputs)";
+     .safetensors, Polygraphy JSON (polygraphy run --save-inputs), or a raw-inputs directory (trtlens inputs export --format raw)";
 
 /// The formats [`load_inputs_file`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

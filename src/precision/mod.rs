@@ -8,12 +8,14 @@
 //!   as TOML, resolved against a graph with a documented precedence.
 //! * [`convert()`]: the rewrite, driven by the ONNX operator type constraints (`ops.rs`), with a
 //!   [`ConvertReport`] of what was done and where every original tensor's value lives.
+//! * [`export`]: the plan as `AutoCast` and `trtexec` (`TensorRT` ≤ 10) arguments.
 //!
 //! `docs/precision.md` describes the plan format, the per-op rules and the naming scheme.
 
 mod convert;
 mod decide;
 pub mod emulate;
+pub mod export;
 pub(crate) mod names;
 mod ops;
 pub mod plan;

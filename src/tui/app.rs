@@ -423,12 +423,7 @@ impl App {
             Command::Rebuild => self.rebuild(),
             Command::Cancel => self.cancel(),
             Command::ExportReport => self.status = Some(super::export::report(self)),
-            Command::ExportPlots => {
-                self.status = Some(
-                    "plots: not available yet (the plot export lands with the plots issue); e writes the report JSON"
-                        .into(),
-                );
-            }
+            Command::ExportPlots => self.status = Some(super::export::plots(self)),
             Command::WritePlan => self.status = Some(super::export::plan(self)),
             Command::SaveSession => self.status = Some(super::export::session(self)),
             Command::Help => self.show_help = !self.show_help,

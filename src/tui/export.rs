@@ -1,5 +1,5 @@
-//! Writes triggered from the inspector: the report JSON, the plan plus the mixed-precision ONNX,
-//! and the session. Each returns the status-bar message naming what was written (or why not).
+//! Writes triggered from the inspector: the report JSON, the plots, the plan plus the
+//! mixed-precision ONNX, and the session. Each returns the status-bar message naming what was written (or why not).
 
 use std::path::PathBuf;
 
@@ -17,6 +17,39 @@ pub fn report(app: &App) -> String {
     match report.to_json().and_then(|j| crate::store::write_atomic(&path, j.as_bytes())) {
         Ok(()) => format!("report written to {}", path.display()),
         Err(e) => format!("cannot write the report: {e}"),
+    }
+}
+
+/// `p`: the plots of the selected tensor (error histogram, scatter) and the whole-model charts
+/// (error along the order, overflow map) as PNG files in `NAME.plots/`.
+pub fn plots(app: &App) -> String {
+    let Some(report) = &app.report else { return "no report yet".into() };
+    let dir = target(app, ".plots");
+    let selected = app.selected_row().map(|r| r.name.clone()).filter(|n| report.tensor(n).is_some());
+    let mut note = String::new();
+    let pairs = match (&selected, &app.runs) {
+        (Some(name), Some((reference, candidate))) => {
+            match crate::render::load_pair_from(report, name, reference, candidate) {
+                Ok(p) => vec![p],
+                Err(e) => {
+                    note = format!(" (no plots of {name}: {e})");
+                    Vec::new()
+                }
+            }
+        }
+        (Some(name), None) => {
+            note = format!(" (no plots of {name}: the runs are not available)");
+            Vec::new()
+        }
+        (None, _) => Vec::new(),
+    };
+    match crate::render::plots::write_all(&dir, crate::render::PlotFormat::Png, report, &pairs, None) {
+        Ok(paths) => {
+            let names: Vec<String> =
+                paths.iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+            format!("plots written to {}: {}{note}", dir.display(), names.join(", "))
+        }
+        Err(e) => format!("cannot write the plots: {e}"),
     }
 }
 

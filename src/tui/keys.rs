@@ -42,7 +42,7 @@ pub const COMMANDS: &[(Command, &str, &str, &[&str])] = &[
     (Command::Rebuild, "rebuild", "rebuild and re-run the candidate", &["r"]),
     (Command::Cancel, "cancel", "cancel the job / close / stop search", &["esc"]),
     (Command::ExportReport, "export_report", "write the report JSON", &["e"]),
-    (Command::ExportPlots, "export_plots", "write the plots (not available yet)", &["p"]),
+    (Command::ExportPlots, "export_plots", "write the plots (selected tensor, model)", &["p"]),
     (Command::WritePlan, "write_plan", "write the plan and the mixed-precision ONNX", &["w"]),
     (Command::SaveSession, "save_session", "save the session", &["s"]),
     (Command::ChartMetric, "chart_metric", "chart: max abs / mismatch % / 1-cosine", &["m"]),

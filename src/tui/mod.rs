@@ -50,7 +50,7 @@ pub struct Launch {
     pub session_name: Option<String>,
     /// Where sessions are saved.
     pub sessions_dir: PathBuf,
-    /// Where `e` and `w` write.
+    /// Where `e`, `p` and `w` write.
     pub export_dir: PathBuf,
     /// The `trtlens` executable for jobs (default: this executable).
     pub exe: Option<PathBuf>,
