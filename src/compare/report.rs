@@ -43,6 +43,10 @@ pub struct SideReport {
     /// otherwise, and absent in reports written before it existed).
     #[serde(default)]
     pub conversion: Option<crate::precision::RangeConversion>,
+    /// Backend settings of the run that change its numbers (TF32, graph optimization, provider,
+    /// device); absent for runners without any and in reports written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<crate::runner::RunnerSettings>,
 }
 
 /// A per-tensor tolerance override.
