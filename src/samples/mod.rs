@@ -9,6 +9,7 @@
 
 pub mod builder;
 pub mod models;
+pub mod probes;
 pub mod rng;
 
 use prost::Message;
@@ -118,8 +119,8 @@ const CLIP_NAN_GUARD_DOC: &str = "Audio front end with an overload guard, as tor
 features * (1 - overshoot). In FP32 power / reference stays below 0.75, the guard never triggers and limited equals \
 the input. In FP16 /frontend/Pow overflows to inf for every feature above 0.427, the mean is inf and inf / inf is \
 NaN: the NaN reaches the Clip. ONNX Runtime (CPU and CUDA) keeps it, so limited is NaN; an emulation whose Clip \
-maps NaN to its bound reports no overshoot and calls the broken layer healthy. Keeping /frontend/Pow and the nodes \
-reading its values FP32 fixes it.";
+maps NaN to its bound reports no overshoot and calls the broken layer healthy. Keeping /frontend/Pow and /guard/Div \
+FP32 fixes it.";
 
 /// Every sample, in a fixed order.
 #[must_use]
@@ -264,7 +265,7 @@ pub fn all() -> Vec<Sample> {
             policy: OutOfRangePolicy::Saturate,
             culprit: Some("/frontend/Pow"),
             first_nonfinite: Some("/frontend/Pow"),
-            fix: &["/frontend/Pow", "/guard/ReduceMean", "/guard/Mul", "/guard/Div"],
+            fix: &["/frontend/Pow", "/guard/Div"],
             shapes: &[],
             build: models::clip_nan_guard,
         },
