@@ -296,7 +296,7 @@ impl PlanArgs {
 /// registry's `flags`) and is an error when no runner of the command does.
 #[derive(Debug, Args, Clone, Default)]
 pub struct BackendArgs {
-    /// TF32 for FP32 MatMul/Gemm/Conv. On onnxruntime-cuda: the CUDA provider's use_tf32 (default: the
+    /// TF32 for FP32 MatMul/Gemm/Conv. On onnxruntime-cuda: the CUDA provider's `use_tf32` (default: the
     /// backend's own, on). On cpu-fp16: round the inputs of FP32 matrix products to TF32, as a GPU
     /// does (default off). `--tf32` alone means on.
     #[arg(long, value_name = "on|off", num_args = 0..=1, default_missing_value = "on", value_parser = ["on", "off"])]

@@ -9,8 +9,8 @@
 //!
 //! ONNX Runtime's CPU max-reductions and `ArgMax`/`ArgMin` have no stable NaN rule (they return NaN
 //! or the index of a NaN only when it is the first element scanned, and can return an unrelated
-//! element otherwise). For them trtlens follows NumPy (NaN wins); the test requires tract to equal
-//! NumPy's rule on every row and ONNX Runtime on the rows where ONNX Runtime follows it (no NaN, or
+//! element otherwise). For them trtlens follows `NumPy` (NaN wins); the test requires tract to equal
+//! `NumPy`'s rule on every row and ONNX Runtime on the rows where ONNX Runtime follows it (no NaN, or
 //! NaN first), and prints the rows where ONNX Runtime does not. `MaxPool`, `GlobalMaxPool` and
 //! `TopK` are fed rows without NaN for the same reason (ONNX Runtime's result depends on where the
 //! NaN sits); `Hardmax` is left out (ONNX Runtime's CPU `Hardmax` returns a row of zeros for a row
@@ -39,7 +39,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 enum Rule {
     /// tract must equal ONNX Runtime on every row.
     Ort,
-    /// tract must equal NumPy's NaN rule on every row, and ONNX Runtime on the rows where it
+    /// tract must equal `NumPy`'s NaN rule on every row, and ONNX Runtime on the rows where it
     /// follows that rule (no NaN, or NaN first); the other rows are printed.
     NumpyAlongRows,
 }
@@ -80,7 +80,7 @@ const FIXED: &[&str] = &[
     "ArgMax",
     "ArgMin",
 ];
-/// ONNX Runtime's CPU provider has no stable NaN rule here: NumPy's rule is the reference.
+/// ONNX Runtime's CPU provider has no stable NaN rule here: `NumPy`'s rule is the reference.
 const NUMPY: &[&str] = &["ReduceMax", "ReduceMin", "ArgMax", "ArgMin"];
 
 fn rule(p: &Probe) -> Rule {
@@ -135,7 +135,7 @@ fn show(t: &Tensor, row: usize) -> String {
     format!("[{}]", cells.join(", "))
 }
 
-/// NumPy's rule along axis 1 of `X`: `max`/`min` return NaN when the row holds one, `argmax`/
+/// `NumPy`'s rule along axis 1 of `X`: `max`/`min` return NaN when the row holds one, `argmax`/
 /// `argmin` the index of the first NaN.
 fn numpy_along_rows(op: &str) -> Result<Tensor, Box<dyn std::error::Error>> {
     let mut vals = Vec::new();

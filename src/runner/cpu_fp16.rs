@@ -4,7 +4,10 @@
 //! build gets), turned into its FP32-compute/FP16-storage emulation
 //! ([`crate::precision::emulate`]), and executed by tract. Every tensor the plan makes FP16 comes
 //! back as `float16` under its original name, so it compares by name against an FP32 reference.
-//! Without a plan, every node that can run in FP16 does.
+//! Without a plan, every node that can run in FP16 does. With `--tf32` ([`RunnerOptions::tf32`])
+//! the FP32 inputs of FP32 matrix products are rounded to TF32 as a GPU does
+//! ([`crate::precision::tf32`]). tract runs the emulated graph with ONNX Runtime's NaN and infinity
+//! semantics ([`super::ieee`]), so a NaN that FP16 overflow creates stays NaN as on the GPU.
 
 use std::path::PathBuf;
 

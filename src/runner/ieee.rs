@@ -16,13 +16,13 @@
 //! | `Sigmoid`, `Tanh` | NaN → ±0.9999994 or 4.5e-7; ±inf → 0.9999995 / 4.5e-7 | NaN stays; `Sigmoid(±inf)` = 1 / 0, `Tanh(±inf)` = ±1 |
 //! | `Softplus` | inf above x ≈ 88 (`exp` overflows) | x (from x > 20, where `softplus(x)` rounds to x) |
 //! | `ReduceMax`, `ReduceMin` | NaN ignored | NaN when any reduced element is NaN |
-//! | `ArgMax`, `ArgMin` | NaN ignored | the index of the first NaN (NumPy's rule) |
+//! | `ArgMax`, `ArgMin` | NaN ignored | the index of the first NaN (`NumPy`'s rule) |
 //!
 //! Every fix needs the input's element type to be known float32 or float16 (from the model's
 //! declarations or its type inference): `Max` of two `int64` shape values is left alone. Where
 //! ONNX Runtime's CPU provider itself has no stable NaN rule (its max-reductions, `ArgMax`,
 //! `MaxPool`/`GlobalMaxPool`, `TopK` and `Hardmax` return NaN or ignore it depending on where the
-//! NaN sits), trtlens follows NumPy's rule for the reductions and leaves the pooling, `TopK` and
+//! NaN sits), trtlens follows `NumPy`'s rule for the reductions and leaves the pooling, `TopK` and
 //! `Hardmax` to tract; `tests/nan_semantics.rs` shows every case.
 
 use std::collections::{HashMap, HashSet};
@@ -108,8 +108,8 @@ struct Emitter<'a> {
 }
 
 impl Emitter<'_> {
-    fn fresh(&mut self, base: String) -> String {
-        let mut name = base.clone();
+    fn fresh(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
         let mut k = 2;
         while !self.taken.insert(name.clone()) {
             name = format!("{base}_{k}");
@@ -121,7 +121,7 @@ impl Emitter<'_> {
     /// A new tensor name for `tag`.
     fn tensor(&mut self, tag: &str) -> String {
         let base = format!("{}__ieee_{tag}", self.out);
-        self.fresh(base)
+        self.fresh(&base)
     }
 
     /// Add a node computing `op(inputs)` into a new tensor (or into `output` when given).
@@ -130,7 +130,7 @@ impl Emitter<'_> {
             Some(o) => o.to_string(),
             None => self.tensor(&op.to_ascii_lowercase()),
         };
-        let name = self.fresh(format!("{}/ieee_{}", self.label, op.to_ascii_lowercase()));
+        let name = self.fresh(&format!("{}/ieee_{}", self.label, op.to_ascii_lowercase()));
         self.nodes.push(NodeProto {
             name: Some(name),
             op_type: Some(op.into()),
@@ -165,12 +165,17 @@ impl Emitter<'_> {
 /// computes it with ONNX Runtime's NaN and infinity semantics (module docs). `types` are the
 /// element types known for the main graph's tensors; bodies use their own declarations. Returns
 /// the names of the nodes rewritten.
-pub fn rewrite(model: &mut ModelProto, types: &HashMap<String, i32>, opset: i64) -> Vec<String> {
+pub fn rewrite<S: std::hash::BuildHasher>(
+    model: &mut ModelProto,
+    types: &HashMap<String, i32, S>,
+    opset: i64,
+) -> Vec<String> {
     let Some(g) = model.graph.as_mut() else { return Vec::new() };
     let mut taken = HashSet::new();
     collect_names(g, &mut taken);
     let mut done = Vec::new();
-    rewrite_graph(g, types, opset, &mut taken, &mut done);
+    let types: HashMap<String, i32> = types.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    rewrite_graph(g, &types, opset, &mut taken, &mut done);
     done
 }
 
@@ -313,7 +318,7 @@ fn fix(e: &mut Emitter<'_>, n: &NodeProto, types: &HashMap<String, i32>, opset: 
             any_node.input[0].clone_from(&mask);
             let anyf = e.tensor("any_nan");
             any_node.output = vec![anyf.clone()];
-            any_node.name = Some(e.fresh(format!("{}/ieee_any_nan", e.label)));
+            any_node.name = Some(e.fresh(&format!("{}/ieee_any_nan", e.label)));
             e.nodes.push(any_node);
             let any = e.node("Cast", &[&anyf], None, vec![int_attr("to", i64::from(data_type::BOOL))]);
             // A NaN of the output's type and shape: (r - r) / (r - r).
@@ -333,7 +338,7 @@ fn fix(e: &mut Emitter<'_>, n: &NodeProto, types: &HashMap<String, i32>, opset: 
             first.input = vec![mask.clone()];
             let idx = e.tensor("first_nan");
             first.output = vec![idx.clone()];
-            first.name = Some(e.fresh(format!("{}/ieee_first_nan", e.label)));
+            first.name = Some(e.fresh(&format!("{}/ieee_first_nan", e.label)));
             e.nodes.push(first);
             let anyf = if opset >= 18 {
                 let axes = e.constant_i64("axes", &[axis]);

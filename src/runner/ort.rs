@@ -601,7 +601,7 @@ mod tests {
         };
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/yolo_symbolic.onnx");
         let model = Model::load(&path)?;
-        let capture = vec!["output0".to_string()];
+        let capture = ["output0".to_string()];
         let homes: Vec<(String, String)> = capture.iter().map(|c| (c.clone(), c.clone())).collect();
         let feed = vec![(
             "images".to_string(),

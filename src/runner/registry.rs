@@ -10,7 +10,9 @@ pub enum Placement {
     /// In the calling process (CPU runtimes that cannot take the process down).
     InProcess,
     /// In a `trtlens worker` child process, so that a crash, abort or out-of-memory in the backend
-    /// ends the worker, never the caller (engine builders and GPU runtimes).
+    /// ends the worker, never the caller (engine builders and GPU runtimes). The worker serves that
+    /// run alone (a worker running a whole comparison starts one of its own for it), with the
+    /// environment of the entry's [`RunnerEntry::worker_setup`].
     Worker,
 }
 

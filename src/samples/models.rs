@@ -1093,6 +1093,7 @@ pub fn attention_mask_f32min() -> ModelProto {
 /// the reference are inf, and `inf / inf` is NaN: the NaN reaches the `Clip`. ONNX Runtime (CPU
 /// and CUDA) keeps it, so `limited` is NaN there; an emulation whose `Clip` maps NaN to its lower
 /// bound would report 0 overshoot and `limited` equal to FP32, calling the broken layer healthy.
+#[must_use]
 pub fn clip_nan_guard() -> ModelProto {
     const FRAMES: i64 = 16;
     const BINS: i64 = 64;

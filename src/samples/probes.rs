@@ -276,7 +276,7 @@ pub fn nan_ops() -> Vec<Probe> {
     v
 }
 
-/// An FP32 MLP of three 256-wide `MatMul`+`Add` layers (ReLU between), weights and inputs of
+/// An FP32 MLP of three 256-wide `MatMul`+`Add` layers (`Relu` between), weights and inputs of
 /// both signs: FP16-safe, so what a GPU changes in it is TF32 (about 1e-3 relative on each
 /// product) and summation order.
 #[must_use]

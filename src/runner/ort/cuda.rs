@@ -303,7 +303,7 @@ fn nvidia_lib_dirs() -> Vec<PathBuf> {
     for root in String::from_utf8_lossy(&out.stdout).lines().map(str::trim).filter(|l| !l.is_empty()) {
         let Ok(entries) = std::fs::read_dir(root) else { continue };
         let mut found: Vec<PathBuf> =
-            entries.filter_map(|e| e.ok()).map(|e| e.path().join("lib")).filter(|p| p.is_dir()).collect();
+            entries.filter_map(std::result::Result::ok).map(|e| e.path().join("lib")).filter(|p| p.is_dir()).collect();
         found.sort();
         dirs.extend(found);
     }
