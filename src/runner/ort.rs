@@ -1,4 +1,5 @@
-//! ONNX Runtime runner (CPU execution provider), through the `ort` crate with `load-dynamic`: nothing is
+//! ONNX Runtime runners (the CPU execution provider, and the CUDA provider for `onnxruntime-cuda`),
+//! through the `ort` crate with `load-dynamic`: nothing is
 //! linked or downloaded at build time, `libonnxruntime.so` is found and loaded at run time.
 //!
 //! * **Library.** Found by [`discover`] (explicit path, `ORT_DYLIB_PATH`, the Python `onnxruntime`
@@ -556,33 +557,30 @@ fn collect(
     seconds: f64,
 ) -> RunOutput {
     let mut out = RunOutput { seconds, ..RunOutput::default() };
-    {
-        for c in capture {
-            let (name, value) = match c {
-                Capture::Output(name) => (
-                    name,
-                    match outputs.get(name) {
-                        Some(v) => convert::from_ort(v),
-                        None => Err("ONNX Runtime did not return it".to_string()),
-                    },
-                ),
-                Capture::Input(name) => (
-                    name,
-                    super::find(inputs, name).cloned().ok_or_else(|| "no value was fed for this input".to_string()),
-                ),
-                Capture::Constant(name, t) => (name, Ok(t.clone())),
-                Capture::Missing(nc) => {
-                    out.not_captured.push(nc.clone());
-                    continue;
-                }
-            };
-            match value {
-                Ok(t) => out.tensors.push((name.clone(), t)),
-                Err(reason) => out.not_captured.push(NotCaptured { name: name.clone(), reason }),
+    for c in capture {
+        let (name, value) = match c {
+            Capture::Output(name) => (
+                name,
+                match outputs.get(name) {
+                    Some(v) => convert::from_ort(v),
+                    None => Err("ONNX Runtime did not return it".to_string()),
+                },
+            ),
+            Capture::Input(name) => {
+                (name, super::find(inputs, name).cloned().ok_or_else(|| "no value was fed for this input".to_string()))
             }
+            Capture::Constant(name, t) => (name, Ok(t.clone())),
+            Capture::Missing(nc) => {
+                out.not_captured.push(nc.clone());
+                continue;
+            }
+        };
+        match value {
+            Ok(t) => out.tensors.push((name.clone(), t)),
+            Err(reason) => out.not_captured.push(NotCaptured { name: name.clone(), reason }),
         }
-        out
     }
+    out
 }
 
 #[cfg(test)]
