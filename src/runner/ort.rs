@@ -1,6 +1,6 @@
 //! ONNX Runtime runners (the CPU execution provider, and the CUDA provider for `onnxruntime-cuda`),
-//! through the `ort` crate with `load-dynamic`: nothing is
-//! linked or downloaded at build time, `libonnxruntime.so` is found and loaded at run time.
+//! through the `ort` crate with `load-dynamic`: nothing is linked or downloaded at build time,
+//! `libonnxruntime.so` is found and loaded at run time.
 //!
 //! * **Library.** Found by [`discover`] (explicit path, `ORT_DYLIB_PATH`, the Python `onnxruntime`
 //!   package, library directories) and loaded once per process: ONNX Runtime and its environment are
