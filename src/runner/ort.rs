@@ -508,7 +508,19 @@ impl Runner for OrtRunner {
     }
 
     fn version(&self) -> String {
-        self.library.version.clone()
+        let st = &self.settings;
+        if st.execution_provider.as_deref() != Some("CUDAExecutionProvider") {
+            return self.library.version.clone();
+        }
+        // The settings that change a GPU run's numbers, also in the table's header line.
+        format!(
+            "{} (CUDA device {}, TF32 {}{}, graph optimization {})",
+            self.library.version,
+            st.device.unwrap_or(0),
+            st.tf32.as_deref().unwrap_or("?"),
+            if st.tf32_source.as_deref() == Some("default") { " by default" } else { "" },
+            st.graph_optimization.as_deref().unwrap_or("?")
+        )
     }
 
     fn conversion(&self) -> Option<crate::precision::RangeConversion> {
