@@ -60,7 +60,7 @@ fn write_run(dir: &Path, tensors: &[(String, Tensor)]) -> Res<()> {
     w.finish(&Manifest {
         schema: store::MANIFEST_SCHEMA.into(),
         tool: ToolInfo::current(),
-        runner: RunnerInfo { name: "bench".into(), version: "0".into(), plan: None, conversion: None },
+        runner: RunnerInfo { name: "bench".into(), version: "0".into(), plan: None, conversion: None, settings: None },
         model: ModelInfo { path: "synthetic".into(), sha256: "0".repeat(64), opset: None, node_count: tensors.len() },
         inputs: InputSource {
             kind: "random".into(),

@@ -89,6 +89,9 @@ pub struct InspectArgs {
     /// Precision plan of the candidate.
     #[command(flatten)]
     pub plan: PlanArgs,
+    /// Runner settings (TF32, ONNX Runtime optimizations, GPU).
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// Session name used by save (default: the model's file stem).
     #[arg(long, value_name = "NAME")]
     pub session: Option<String>,
@@ -113,7 +116,7 @@ impl InspectArgs {
     /// it with the stored reference run and the edited plan. `auto` picks the reference here.
     pub fn request(&self) -> Result<crate::compare::CompareRequest> {
         use crate::compare::source::SideSpec;
-        let ort =
+        let mut ort =
             RunnerOptions { ort_lib: self.ort_lib.as_ref().map(|p| absolute_path(p)), ..RunnerOptions::default() };
         let reference = if self.reference == "auto" {
             SideSpec::Runner(crate::runner::registry::auto_reference(&ort))
@@ -121,6 +124,8 @@ impl InspectArgs {
             SideSpec::parse(&self.reference)?
         };
         let candidate = SideSpec::parse(&self.candidate)?;
+        self.backend.check(&runner_kinds(&[&reference, &candidate]))?;
+        self.backend.apply(&mut ort);
         let (tolerance, overrides) = self.tol.resolve(&candidate)?;
         let mut inputs = self.inputs.options()?;
         inputs.load = inputs.load.map(|p| absolute_path(&p));
@@ -296,6 +301,75 @@ impl PlanArgs {
     }
 }
 
+/// Runner settings that change the numbers; each applies to the runners that honour it (the
+/// registry's `flags`) and is an error when no runner of the command does.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BackendArgs {
+    /// TF32 for FP32 MatMul/Gemm/Conv. On onnxruntime-cuda: the CUDA provider's `use_tf32` (default: the
+    /// backend's own, on). On cpu-fp16: round the inputs of FP32 matrix products to TF32, as a GPU
+    /// does (default off). `--tf32` alone means on.
+    #[arg(long, value_name = "on|off", num_args = 0..=1, default_missing_value = "on", value_parser = ["on", "off"])]
+    pub tf32: Option<String>,
+    /// ONNX Runtime's graph optimizations on onnxruntime-cuda (default disable: the Casts and
+    /// per-node types stay exactly as the plan wrote them; the level is recorded in the report).
+    #[arg(long = "ort-opt", value_enum, value_name = "disable|basic|extended|layout|all")]
+    pub ort_opt: Option<crate::runner::OrtOpt>,
+    /// GPU ordinal for onnxruntime-cuda (default 0).
+    #[arg(long, value_name = "N")]
+    pub device: Option<u32>,
+}
+
+impl BackendArgs {
+    /// The flags given, by name.
+    fn given(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.tf32.is_some() {
+            v.push("--tf32");
+        }
+        if self.ort_opt.is_some() {
+            v.push("--ort-opt");
+        }
+        if self.device.is_some() {
+            v.push("--device");
+        }
+        v
+    }
+
+    /// Refuse a flag no runner of the command honours.
+    pub fn check(&self, runners: &[RunnerKind]) -> Result<()> {
+        for flag in self.given() {
+            if !runners.iter().any(|k| k.entry().flags.contains(&flag)) {
+                let used = runners.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ");
+                return Err(Error::usage(format!(
+                    "{flag} applies to {}; {} ignore{} it",
+                    crate::runner::registry::honouring(flag),
+                    if used.is_empty() { "saved results".to_string() } else { used },
+                    if runners.len() == 1 { "s" } else { "" }
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy the settings into runner options.
+    pub fn apply(&self, opts: &mut RunnerOptions) {
+        opts.tf32 = self.tf32.as_deref().map(|v| v == "on");
+        opts.ort_opt = self.ort_opt;
+        opts.device = self.device;
+    }
+}
+
+/// The runner kinds of two sides (saved sides have none).
+fn runner_kinds(sides: &[&crate::compare::source::SideSpec]) -> Vec<RunnerKind> {
+    sides
+        .iter()
+        .filter_map(|s| match s {
+            crate::compare::source::SideSpec::Runner(k) => Some(*k),
+            crate::compare::source::SideSpec::Saved { .. } => None,
+        })
+        .collect()
+}
+
 /// `trtlens convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
@@ -400,9 +474,12 @@ pub struct RunArgs {
     /// Path to libonnxruntime.so (otherwise `ORT_DYLIB_PATH`, the onnxruntime Python package, system paths).
     #[arg(long = "ort-lib", value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
-    /// Precision plan (for --runner cpu-fp16).
+    /// Precision plan (for --runner cpu-fp16 and onnxruntime-cuda).
     #[command(flatten)]
     pub plan: PlanArgs,
+    /// Runner settings (TF32, ONNX Runtime optimizations, GPU).
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 /// `trtlens compare`.
@@ -444,12 +521,16 @@ pub struct CompareArgs {
     /// Path to libonnxruntime.so.
     #[arg(long = "ort-lib", value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
-    /// Precision plan of the candidate (for --candidate cpu-fp16).
+    /// Precision plan of the candidate (for --candidate cpu-fp16 and onnxruntime-cuda).
     #[command(flatten)]
     pub plan: PlanArgs,
     /// Plots, HTML report, markdown summary.
     #[command(flatten)]
     pub share: share::ShareArgs,
+    /// Runner settings (TF32, ONNX Runtime optimizations, GPU); each applies to the sides whose
+    /// runner honours it.
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 /// Entry point used by `main`.
@@ -561,12 +642,15 @@ fn run_cmd(a: &RunArgs, quiet: bool) -> Result<ExitCode> {
             a.runner.name()
         )));
     }
+    a.backend.check(&[a.runner])?;
     let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
+    let mut runner_options = RunnerOptions { ort_lib: a.ort_lib.clone(), plan, plan_label, ..RunnerOptions::default() };
+    a.backend.apply(&mut runner_options);
     let req = RunRequest {
         model: a.model.clone(),
         runner: a.runner,
         inputs: a.inputs.options()?,
-        runner_options: RunnerOptions { ort_lib: a.ort_lib.clone(), plan, plan_label },
+        runner_options,
         save: a.save.clone(),
         specialize: !a.inputs.no_specialize,
     };
@@ -639,12 +723,17 @@ impl CompareArgs {
             )));
         }
         let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
+        let reference = SideSpec::parse(&self.reference)?;
+        self.backend.check(&runner_kinds(&[&reference, &candidate]))?;
+        let mut runner_options =
+            RunnerOptions { ort_lib: self.ort_lib.clone(), plan, plan_label, ..RunnerOptions::default() };
+        self.backend.apply(&mut runner_options);
         Ok(crate::compare::CompareRequest {
             model: self.model.clone(),
-            reference: SideSpec::parse(&self.reference)?,
+            reference,
             candidate,
             inputs: self.inputs.options()?,
-            runner_options: RunnerOptions { ort_lib: self.ort_lib.clone(), plan, plan_label },
+            runner_options,
             tolerance,
             overrides,
             top_k: self.tol.top_k,
@@ -768,6 +857,56 @@ fn convert_cmd(a: &ConvertArgs, quiet: bool) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runner_flags_reach_the_runner_options() -> Result<()> {
+        use crate::runner::OrtOpt;
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map_err(|e| Error::usage(e.to_string()));
+        let args = ["trtlens", "compare", "m.onnx", "--candidate", "onnxruntime-cuda", "--precision", "fp16"];
+        let Command::Compare(c) =
+            parse(&[&args[..], &["--tf32", "off", "--ort-opt", "all", "--device", "1"]].concat())?.command
+        else {
+            return Err(Error::usage("not compare"));
+        };
+        let r = c.request()?;
+        assert_eq!(
+            (r.runner_options.tf32, r.runner_options.ort_opt, r.runner_options.device),
+            (Some(false), Some(OrtOpt::All), Some(1))
+        );
+        assert!(r.runner_options.plan.is_some(), "onnxruntime-cuda takes the plan");
+        assert_eq!(r.tolerance.atol, 1e-2, "a GPU candidate gets FP16-appropriate tolerances");
+        let Command::Compare(c) = parse(&args)?.command else { return Err(Error::usage("not compare")) };
+        let r = c.request()?;
+        assert_eq!((r.runner_options.tf32, r.runner_options.ort_opt, r.runner_options.device), (None, None, None));
+        // `--tf32` alone means on.
+        let Command::Run(a) =
+            parse(&["trtlens", "run", "m.onnx", "--runner", "cpu-fp16", "--save", "d", "--tf32"])?.command
+        else {
+            return Err(Error::usage("not run"));
+        };
+        assert_eq!(a.backend.tf32.as_deref(), Some("on"));
+        // An FP32 GPU reference: the flags reach it too.
+        let Command::Compare(c) = parse(&[
+            "trtlens",
+            "compare",
+            "m.onnx",
+            "--reference",
+            "onnxruntime-cuda",
+            "--candidate",
+            "cpu-fp16",
+            "--tf32",
+        ])?
+        .command
+        else {
+            return Err(Error::usage("not compare"));
+        };
+        assert_eq!(c.request()?.runner_options.tf32, Some(true));
+        // Options written by older sessions (no such keys) still load.
+        let old: RunnerOptions = serde_json::from_str(r#"{"ort_lib": null, "plan": null, "plan_label": null}"#)
+            .map_err(|e| Error::usage(e.to_string()))?;
+        assert_eq!(old, RunnerOptions::default());
+        Ok(())
+    }
 
     #[test]
     fn no_specialize_reaches_every_command_that_runs_a_model() -> Result<()> {

@@ -184,7 +184,10 @@ pub fn executable(
 /// in this process, or in a `trtlens worker` child for runners that can take a process down. Inside
 /// a worker, always in this process.
 pub fn run_placed(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSummary> {
-    if req.runner.entry().placement == crate::runner::registry::Placement::Worker && !crate::job::in_worker() {
+    // A worker serving this very run executes it; any other process (the CLI, or a worker running
+    // a whole comparison for the inspector) starts a worker of its own for it, with the
+    // environment the runner needs.
+    if req.runner.entry().placement == crate::runner::registry::Placement::Worker && !crate::job::serving_run() {
         return crate::job::client::run_in_worker(req, progress);
     }
     run(req, progress)
@@ -261,12 +264,9 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
         runner: RunnerInfo {
             name: r.name().into(),
             version: r.version(),
-            plan: if req.runner.takes_plan() {
-                Some(req.runner_options.plan_label.clone().unwrap_or_else(|| "fp16 (default plan)".into()))
-            } else {
-                None
-            },
+            plan: plan_label(req),
             conversion: r.conversion(),
+            settings: r.settings(),
         },
         model: model_info(&original),
         inputs: input_set.source.clone(),
@@ -284,6 +284,23 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
     };
     let dir = writer.finish(&manifest)?;
     Ok(RunSummary { dir, manifest })
+}
+
+/// How a run's plan is named in its manifest: the label of the plan given, the default plan of a
+/// runner that applies one without being given one (`cpu-fp16`), or none (runners that take no
+/// plan, and `onnxruntime-cuda` running the model as written).
+fn plan_label(req: &RunRequest) -> Option<String> {
+    use crate::runner::registry::DefaultPlan;
+    let entry = req.runner.entry();
+    if !entry.takes_plan {
+        return None;
+    }
+    match (&req.runner_options.plan_label, &req.runner_options.plan, entry.default_plan) {
+        (Some(l), _, _) => Some(l.clone()),
+        (None, Some(p), _) => Some(p.default.to_string()),
+        (None, None, DefaultPlan::AllFp16) => Some("fp16 (default plan)".into()),
+        (None, None, DefaultPlan::AsWritten) => None,
+    }
 }
 
 /// Model identity for manifests and reports.

@@ -47,6 +47,10 @@ pub struct SideReport {
     /// `--plan` files), predicted FP32 islands included; absent otherwise and in older reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<crate::precision::Plan>,
+    /// Backend settings of the run that change its numbers (TF32, graph optimization, provider,
+    /// device); absent for runners without any and in reports written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<crate::runner::RunnerSettings>,
 }
 
 /// A per-tensor tolerance override.

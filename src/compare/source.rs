@@ -151,6 +151,15 @@ impl Side {
         }
     }
 
+    /// The backend settings recorded by the run.
+    #[must_use]
+    pub fn settings(&self) -> Option<crate::runner::RunnerSettings> {
+        match self {
+            Side::Run(r) => r.manifest.runner.settings.clone(),
+            Side::Polygraphy { .. } => None,
+        }
+    }
+
     /// Runner name and version.
     #[must_use]
     pub fn runner(&self) -> (String, String) {

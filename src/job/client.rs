@@ -48,8 +48,20 @@ pub fn default_exe() -> Result<PathBuf> {
 impl Worker {
     /// Write `request` to `request_file` and start `exe worker request_file`.
     pub fn spawn(exe: &Path, request: &Request, request_file: &Path) -> Result<Worker> {
+        Worker::spawn_with_env(exe, request, request_file, &[])
+    }
+
+    /// [`Worker::spawn`] with extra environment variables for the worker (a runner's
+    /// [`WorkerSetup`](crate::runner::registry::WorkerSetup)).
+    pub fn spawn_with_env(
+        exe: &Path,
+        request: &Request,
+        request_file: &Path,
+        env: &[(String, std::ffi::OsString)],
+    ) -> Result<Worker> {
         crate::store::write_atomic(request_file, request.to_json()?.as_bytes())?;
         let mut cmd = Command::new(exe);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.arg("worker")
             .arg(request_file)
             .stdin(Stdio::null())
@@ -220,13 +232,22 @@ fn signal_name(sig: i32) -> &'static str {
 /// Run `req` in a worker process and wait for it, forwarding its progress (used for runners the
 /// registry places in a worker).
 pub fn run_in_worker(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSummary> {
+    // The runner's needs first: a missing library is this process's error, before any worker.
+    let (req, env) = match req.runner.entry().worker_setup {
+        Some(setup) => {
+            let s = setup(&req.runner_options)?;
+            (RunRequest { runner_options: s.options, ..req.clone() }, s.env)
+        }
+        None => (req.clone(), Vec::new()),
+    };
+    let req = &req;
     let exe = default_exe()?;
     let tmp = tempfile::Builder::new()
         .prefix("trtlens-job-")
         .tempdir()
         .map_err(|e| Error::store(std::env::temp_dir(), format!("cannot create a temporary folder: {e}")))?;
     let request = Request::new(format!("run {}", req.runner.name()), Job::Run { request: req.clone() });
-    let worker = Worker::spawn(&exe, &request, &tmp.path().join("request.json"))?;
+    let worker = Worker::spawn_with_env(&exe, &request, &tmp.path().join("request.json"), &env)?;
     let result = worker.wait(&mut |e| match e {
         Event::Progress { progress: p, .. } => progress(p),
         Event::Log { level: LogLevel::Warning, line } => progress(Progress::Warning(line)),

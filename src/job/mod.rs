@@ -44,6 +44,13 @@ pub fn in_worker() -> bool {
     worker::serving() || std::env::var_os(WORKER_ENV).is_some_and(|v| v == "1")
 }
 
+/// True inside a `trtlens worker` process serving a run job: a runner placed in a worker runs
+/// there in-process (any other process starts a worker for it).
+#[must_use]
+pub fn serving_run() -> bool {
+    worker::serving_run()
+}
+
 /// One job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {

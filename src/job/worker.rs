@@ -12,6 +12,15 @@ use crate::error::{Error, Result};
 
 /// Set once this process serves a job (see [`super::in_worker`]).
 static SERVING: AtomicBool = AtomicBool::new(false);
+/// Set when the job this process serves is a run ([`super::Job::Run`]).
+static SERVING_RUN: AtomicBool = AtomicBool::new(false);
+
+/// True when this process is a worker serving a run job (its runner runs here, whatever its
+/// placement).
+#[must_use]
+pub fn serving_run() -> bool {
+    SERVING_RUN.load(Ordering::SeqCst)
+}
 
 /// True when this process is serving a job as a worker.
 #[must_use]
@@ -56,6 +65,7 @@ pub fn serve(source: &Path) -> ExitCode {
             return ExitCode::from(e.kind().exit_code());
         }
     };
+    SERVING_RUN.store(matches!(request.job, super::Job::Run { .. }), Ordering::SeqCst);
     emit(&Event::Started {
         label: request.label.clone(),
         pid: std::process::id(),

@@ -537,7 +537,7 @@ fn run_feeds(
     feeds: &[Tensors],
     opts: &RunnerOptions,
 ) -> std::result::Result<Vec<Vec<bool>>, String> {
-    let opts = RunnerOptions { ort_lib: opts.ort_lib.clone(), plan: None, plan_label: None };
+    let opts = RunnerOptions { ort_lib: opts.ort_lib.clone(), ..RunnerOptions::default() };
     let mut r = runner::create(kind, m, conds, &opts).map_err(|e| e.to_string())?;
     let mut per_cond = vec![Vec::with_capacity(feeds.len()); conds.len()];
     for feed in feeds {

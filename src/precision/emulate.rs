@@ -14,6 +14,11 @@
 //!   65504 become inf, tiny values go subnormal or flush to zero, everything is rounded to nearest
 //!   even; and that stored value is exactly what the next layer reads, so an inf propagates.
 //!
+//! With [`Emulation::tf32`], the FP32 inputs of FP32 `MatMul`/`Gemm`/`Conv`/`ConvTranspose` nodes
+//! are first rounded to TF32 ([`super::tf32`]), as a GPU does with TF32 on: `X` is read as
+//! `X__tf32` (one rounding per tensor, shared by its readers). FP16 nodes need none (FP16 values are
+//! TF32 values).
+//!
 //! What it means next to `TensorRT`: `TensorRT`'s FP16 kernels also store FP16 and usually accumulate
 //! GEMMs/convolutions/reductions in FP32, so overflow and underflow of stored activations and
 //! weights show up the same way. Intermediate values *inside* one layer are FP32 here; a `TensorRT`
@@ -85,11 +90,39 @@ fn fresh(base: &str, taken: &mut HashSet<String>) -> String {
     crate::model::unique_name(taken, base)
 }
 
+/// What the emulation adds besides FP16 storage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Emulation {
+    /// Round the FP32 inputs of FP32 matrix products to TF32 (`cpu-fp16 --tf32`).
+    pub tf32: bool,
+}
+
 /// The FP32-compute, FP16-storage model for a Cast-rewritten model (see the module docs).
 #[must_use]
 pub fn emulate(c: &Converted) -> ModelProto {
+    emulate_with(c, Emulation::default())
+}
+
+/// [`emulate`], with the additions of `what`.
+#[must_use]
+pub fn emulate_with(c: &Converted, what: Emulation) -> ModelProto {
     let mut proto = c.proto.clone();
     let half = fp16_tensors(c);
+    let opset = proto
+        .opset_import
+        .iter()
+        .find(|o| o.domain.as_deref().unwrap_or("").is_empty())
+        .and_then(|o| o.version)
+        .unwrap_or(0);
+    let types = if what.tf32 {
+        proto
+            .graph
+            .as_ref()
+            .and_then(|g| crate::model::graph::Graph::build(g).ok().map(|graph| super::infer_types(g, &graph, opset)))
+            .unwrap_or_default()
+    } else {
+        HashMap::new()
+    };
     let Some(g) = proto.graph.as_mut() else { return proto };
     let mut taken: HashSet<String> = g.node.iter().flat_map(|n| n.output.iter().cloned()).collect();
     taken.extend(g.input.iter().map(|v| v.value_name().to_string()));
@@ -97,9 +130,32 @@ pub fn emulate(c: &Converted) -> ModelProto {
     taken.extend(g.node.iter().map(|n| n.node_name().to_string()));
 
     let mut widened: HashMap<String, String> = HashMap::new();
+    let mut tf32_of: HashMap<String, String> = HashMap::new();
+    let tf32_constants = super::tf32::Constants::new(&fresh("__trtlens_tf32", &mut taken));
     let mut nodes = Vec::with_capacity(g.node.len() * 2);
     for mut n in std::mem::take(&mut g.node) {
         let touches_half = n.input.iter().chain(&n.output).any(|t| half.contains(t));
+        if what.tf32 && !touches_half && super::tf32::OPS.contains(&n.op()) {
+            for inp in n.input.iter_mut().take(2) {
+                if inp.is_empty() || types.get(inp.as_str()) != Some(&data_type::FLOAT) {
+                    continue;
+                }
+                let rounded = match tf32_of.get(inp.as_str()) {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = fresh(&format!("{inp}__tf32"), &mut taken);
+                        nodes.extend(super::tf32::rounding_nodes(inp, &r, &tf32_constants, &mut |base| {
+                            fresh(&base, &mut taken)
+                        }));
+                        tf32_of.insert(inp.clone(), r.clone());
+                        r
+                    }
+                };
+                *inp = rounded;
+            }
+            nodes.push(n);
+            continue;
+        }
         if matches!(n.op(), "Cast" | "Constant")
             || !touches_half
             || !n.attribute.iter().all(|a| a.g.is_none() && a.graphs.is_empty())
@@ -138,5 +194,8 @@ pub fn emulate(c: &Converted) -> ModelProto {
         nodes.extend(rounding);
     }
     g.node = nodes;
+    if !tf32_of.is_empty() {
+        g.initializer.extend(tf32_constants.initializers());
+    }
     proto
 }

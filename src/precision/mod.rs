@@ -21,10 +21,12 @@ mod ops;
 pub mod plan;
 pub mod predict;
 pub mod report;
+pub mod tf32;
 
 use prost::Message;
 
 pub use convert::{Converted, convert};
+pub(crate) use ops::{infer_types, tensor_elem};
 pub use plan::{OutOfRangePolicy, Override, Plan, Precision, Reason, Selector};
 pub use report::{
     CastInserted, ConvertReport, InitializerConverted, KeepReason, KeptNode, OutOfRange, RangeAction, RangeConversion,

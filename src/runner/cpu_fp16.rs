@@ -4,7 +4,10 @@
 //! build gets), turned into its FP32-compute/FP16-storage emulation
 //! ([`crate::precision::emulate`]), and executed by tract. Every tensor the plan makes FP16 comes
 //! back as `float16` under its original name, so it compares by name against an FP32 reference.
-//! Without a plan, every node that can run in FP16 does.
+//! Without a plan, every node that can run in FP16 does. With `--tf32` ([`RunnerOptions::tf32`])
+//! the FP32 inputs of FP32 matrix products are rounded to TF32 as a GPU does
+//! ([`crate::precision::tf32`]). tract runs the emulated graph with ONNX Runtime's NaN and infinity
+//! semantics ([`super::ieee`]), so a NaN that FP16 overflow creates stays NaN as on the GPU.
 
 use std::path::PathBuf;
 
@@ -28,6 +31,7 @@ pub struct CpuFp16Runner {
     pub emulated_path: PathBuf,
     /// What the rewrite did.
     pub report: precision::ConvertReport,
+    settings: crate::runner::RunnerSettings,
 }
 
 fn err(msg: impl Into<String>) -> Error {
@@ -37,6 +41,17 @@ fn err(msg: impl Into<String>) -> Error {
 impl CpuFp16Runner {
     /// Rewrite `model` with the plan in `opts` (all FP16 when none) and prepare tract on the result.
     pub fn new(model: &Model, capture: &[String], opts: &RunnerOptions) -> Result<CpuFp16Runner> {
+        Self::build(model, capture, opts, true)
+    }
+
+    /// tract's own NaN and infinity semantics, without the [`super::ieee`] rewrite: only for the
+    /// tests that show what the rewrite changes.
+    #[doc(hidden)]
+    pub fn without_ieee_fixes(model: &Model, capture: &[String], opts: &RunnerOptions) -> Result<CpuFp16Runner> {
+        Self::build(model, capture, opts, false)
+    }
+
+    fn build(model: &Model, capture: &[String], opts: &RunnerOptions, ieee: bool) -> Result<CpuFp16Runner> {
         let plan = opts.plan.clone().unwrap_or_else(|| Plan::uniform(Precision::Fp16));
         let mut converted = precision::convert(model, &plan)?;
         // External weights are inlined: the emulated model lives in a temporary folder.
@@ -49,7 +64,8 @@ impl CpuFp16Runner {
                 }
             }
         }
-        let emulated = precision::emulate::emulate(&converted);
+        let tf32 = opts.tf32.unwrap_or(false);
+        let emulated = precision::emulate::emulate_with(&converted, precision::emulate::Emulation { tf32 });
         let dir = tempfile::Builder::new()
             .prefix("trtlens-cpu-fp16-")
             .tempdir()
@@ -63,13 +79,19 @@ impl CpuFp16Runner {
             .map(|c| (converted.report.tensors.get(c).map_or_else(|| c.clone(), |h| h.name.clone()), c.clone()))
             .collect();
         let inner_capture: Vec<String> = homes.iter().map(|(h, _)| h.clone()).collect();
-        let inner = TractRunner::named(
+        let inner = TractRunner::named_with(
             &emulated_model,
             &inner_capture,
             "cpu-fp16",
             "--candidate saved:PATH with TensorRT's own outputs",
+            ieee,
         );
-        Ok(CpuFp16Runner { inner, homes, _dir: dir, emulated_path: path, report: converted.report })
+        let settings = crate::runner::RunnerSettings {
+            tf32: Some(if tf32 { "on" } else { "off" }.into()),
+            tf32_source: Some(if opts.tf32.is_some() { "--tf32" } else { "default" }.into()),
+            ..crate::runner::RunnerSettings::default()
+        };
+        Ok(CpuFp16Runner { inner, homes, _dir: dir, emulated_path: path, report: converted.report, settings })
     }
 }
 
@@ -79,7 +101,13 @@ impl Runner for CpuFp16Runner {
     }
 
     fn version(&self) -> String {
-        format!("tract {} (FP32 compute, FP16 storage)", super::tract::VERSION)
+        let tf32 =
+            if self.settings.tf32.as_deref() == Some("on") { ", TF32 inputs to FP32 MatMul/Gemm/Conv" } else { "" };
+        format!("tract {} (FP32 compute, FP16 storage{tf32})", super::tract::VERSION)
+    }
+
+    fn settings(&self) -> Option<crate::runner::RunnerSettings> {
+        Some(self.settings.clone())
     }
 
     fn conversion(&self) -> Option<precision::RangeConversion> {

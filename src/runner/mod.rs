@@ -3,6 +3,7 @@
 
 #[cfg(feature = "tract")]
 pub mod cpu_fp16;
+pub mod ieee;
 #[cfg(feature = "onnxruntime")]
 pub mod ort;
 pub mod registry;
@@ -45,11 +46,16 @@ pub enum RunnerKind {
     /// The precision plan's mixed FP16/FP32 graph on CPU with IEEE half storage (tract inside).
     #[serde(rename = "cpu-fp16")]
     CpuFp16,
+    /// ONNX Runtime's CUDA provider: the plan's mixed-precision model (or the model as written) on
+    /// a GPU, from the `onnxruntime-gpu` libraries.
+    #[serde(rename = "onnxruntime-cuda")]
+    OnnxruntimeCuda,
 }
 
 impl RunnerKind {
     /// Every runner kind.
-    pub const ALL: [RunnerKind; 3] = [RunnerKind::Tract, RunnerKind::Onnxruntime, RunnerKind::CpuFp16];
+    pub const ALL: [RunnerKind; 4] =
+        [RunnerKind::Tract, RunnerKind::Onnxruntime, RunnerKind::CpuFp16, RunnerKind::OnnxruntimeCuda];
 
     /// Name used on the command line, in manifests and reports.
     #[must_use]
@@ -121,10 +127,79 @@ pub struct RunOutput {
 pub struct RunnerOptions {
     /// Explicit path to `libonnxruntime.so` (overrides discovery).
     pub ort_lib: Option<PathBuf>,
-    /// Precision plan for runners that take one (`cpu-fp16`); `None` means all FP16 there.
+    /// Precision plan for runners that take one (`cpu-fp16`, `onnxruntime-cuda`); `None` means all
+    /// FP16 on `cpu-fp16` and the model as written on `onnxruntime-cuda` (the registry's
+    /// [`DefaultPlan`](registry::DefaultPlan)).
     pub plan: Option<crate::precision::Plan>,
     /// How the plan is named in manifests and reports (its file, or the flags that built it).
     pub plan_label: Option<String>,
+    /// `--tf32 on|off`: TF32 inputs for FP32 `MatMul`/`Gemm`/`Conv` (`None`: the runner's default,
+    /// off on `cpu-fp16`, the backend's own default on GPU runners).
+    #[serde(default)]
+    pub tf32: Option<bool>,
+    /// `--ort-opt`: ONNX Runtime's graph optimizations on GPU runners (`None`: disabled, so the
+    /// Casts and per-node types stay as the plan wrote them).
+    #[serde(default)]
+    pub ort_opt: Option<OrtOpt>,
+    /// `--device N`: the GPU ordinal (`None`: 0).
+    #[serde(default)]
+    pub device: Option<u32>,
+}
+
+/// ONNX Runtime graph optimization levels (`--ort-opt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OrtOpt {
+    /// No graph optimization: every node runs as written (the default).
+    Disable,
+    /// Constant folding and redundant-node elimination.
+    Basic,
+    /// Also the fusions of ONNX Runtime's extended level.
+    Extended,
+    /// Also layout optimizations.
+    Layout,
+    /// Everything ONNX Runtime does by default.
+    All,
+}
+
+impl OrtOpt {
+    /// The name on the command line and in reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            OrtOpt::Disable => "disable",
+            OrtOpt::Basic => "basic",
+            OrtOpt::Extended => "extended",
+            OrtOpt::Layout => "layout",
+            OrtOpt::All => "all",
+        }
+    }
+}
+
+/// Backend settings a run used that change its numbers, recorded in the run manifest
+/// (`runner.settings`) and the report (`reference.settings`, `candidate.settings`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RunnerSettings {
+    /// `on` or `off`: FP32 `MatMul`/`Gemm`/`Conv` inputs rounded to TF32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tf32: Option<String>,
+    /// Where the TF32 setting came from: `--tf32`, or `default` (the runner's or backend's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tf32_source: Option<String>,
+    /// ONNX Runtime's graph optimization level (`disable`, ..., `all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_optimization: Option<String>,
+    /// The execution provider the nodes ran on (`CUDAExecutionProvider`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_provider: Option<String>,
+    /// The GPU ordinal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<u32>,
+    /// Nodes ONNX Runtime placed on its CPU provider although a GPU provider was asked for: only
+    /// nodes computing integers or booleans (shape arithmetic) are allowed there; a floating-point
+    /// node on the CPU is an error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_nodes: Vec<String>,
 }
 
 /// A backend that executes a model.
@@ -141,6 +216,11 @@ pub trait Runner {
     fn conversion(&self) -> Option<crate::precision::RangeConversion> {
         None
     }
+    /// Backend settings that change the numbers (TF32, graph optimization, provider, device), for
+    /// the run manifest; asked after the iterations ran.
+    fn settings(&self) -> Option<RunnerSettings> {
+        None
+    }
 }
 
 /// Build a runner for `model` that captures the `capture` tensors (ONNX names, topological order).
@@ -153,6 +233,8 @@ pub fn create(kind: RunnerKind, model: &Model, capture: &[String], opts: &Runner
         RunnerKind::Onnxruntime => Ok(Box::new(ort::OrtRunner::new(model, capture, opts)?)),
         #[cfg(feature = "tract")]
         RunnerKind::CpuFp16 => Ok(Box::new(cpu_fp16::CpuFp16Runner::new(model, capture, opts)?)),
+        #[cfg(feature = "onnxruntime")]
+        RunnerKind::OnnxruntimeCuda => Ok(Box::new(ort::OrtRunner::cuda(model, capture, opts)?)),
         #[allow(unreachable_patterns)]
         other => Err(Error::runner(
             other.name(),

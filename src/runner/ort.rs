@@ -1,5 +1,6 @@
-//! ONNX Runtime runner (CPU execution provider), through the `ort` crate with `load-dynamic`: nothing is
-//! linked or downloaded at build time, `libonnxruntime.so` is found and loaded at run time.
+//! ONNX Runtime runners (the CPU execution provider, and the CUDA provider for `onnxruntime-cuda`),
+//! through the `ort` crate with `load-dynamic`: nothing is linked or downloaded at build time,
+//! `libonnxruntime.so` is found and loaded at run time.
 //!
 //! * **Library.** Found by [`discover`] (explicit path, `ORT_DYLIB_PATH`, the Python `onnxruntime`
 //!   package, library directories) and loaded once per process: ONNX Runtime and its environment are
@@ -19,8 +20,15 @@
 //!   blocks most fusions anyway, but not all rewrites). One intra-op thread, one inter-op thread,
 //!   sequential execution and deterministic compute: the same inputs give bit-identical outputs from run
 //!   to run, independent of the machine's core count.
+//! * **CUDA.** [`OrtRunner::cuda`] (`onnxruntime-cuda`) runs the plan-rewritten model (or the model as
+//!   written, without a plan) on ONNX Runtime's CUDA provider from the `onnxruntime-gpu` libraries
+//!   ([`cuda`]): graph optimizations off unless `--ort-opt` says otherwise, `--tf32` and `--device`
+//!   passed to the provider, every tensor captured like on the CPU (FP16 tensors under their original
+//!   names, as `cpu-fp16` does), and a check on the first iteration's profile that no node computing
+//!   floating-point values ran on the CPU provider.
 
 mod convert;
+pub mod cuda;
 pub mod discover;
 
 use std::collections::HashSet;
@@ -185,53 +193,243 @@ enum Capture {
     Missing(NotCaptured),
 }
 
-/// ONNX Runtime CPU runner.
+/// The provider a session runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provider {
+    Cpu,
+    Cuda { device: u32, tf32: Option<bool> },
+}
+
+impl Provider {
+    fn name(self) -> &'static str {
+        match self {
+            Provider::Cpu => "CPUExecutionProvider",
+            Provider::Cuda { .. } => "CUDAExecutionProvider",
+        }
+    }
+}
+
+/// The ONNX Runtime runner: CPU (`onnxruntime`) or CUDA (`onnxruntime-cuda`).
 pub struct OrtRunner {
+    name: &'static str,
     session: Session,
     inputs: Vec<String>,
     capture: Vec<Capture>,
     library: Library,
+    /// (name in the session's model, name reported), for tensors a plan moved (`cpu-fp16`'s rule).
+    homes: Vec<(String, String)>,
+    /// The provider whose node placement the first iteration's profile is checked against.
+    check_placement: Option<&'static str>,
+    /// Keeps the profile's folder while it is needed.
+    profile_dir: Option<tempfile::TempDir>,
+    settings: super::RunnerSettings,
+    conversion: Option<crate::precision::RangeConversion>,
+}
+
+/// ONNX Runtime's message on one line without its source location prefix
+/// (`/onnxruntime_src/....cc:2043 onnxruntime::...Get() [ONNXRuntimeError] : 1 : FAIL : `).
+fn ort_message(e: &dyn std::fmt::Display) -> String {
+    let line = one_line(e);
+    if let Some(at) = line.find("[ONNXRuntimeError] : ") {
+        let rest = &line[at + "[ONNXRuntimeError] : ".len()..];
+        // `1 : FAIL : message`
+        let mut parts = rest.splitn(3, " : ");
+        if let (Some(_code), Some(_name), Some(msg)) = (parts.next(), parts.next(), parts.next()) {
+            return msg.to_string();
+        }
+    }
+    line
+}
+
+/// Rename a runner error of this module to `name` (the CUDA runner shares the loading code).
+fn renamed(e: Error, name: &str) -> Error {
+    match e {
+        Error::Runner { msg, details, source, .. } => Error::Runner { runner: name.to_string(), msg, details, source },
+        other => other,
+    }
 }
 
 impl OrtRunner {
-    /// Load ONNX Runtime and prepare a session capturing `capture`.
+    /// Load ONNX Runtime and prepare a CPU session capturing `capture`.
     pub fn new(model: &Model, capture: &[String], opts: &RunnerOptions) -> Result<OrtRunner> {
         let lib = loaded(opts.ort_lib.as_deref())?;
-        let (plan, extra_outputs) = plan_capture(model, capture);
+        let settings = super::RunnerSettings {
+            graph_optimization: Some(crate::runner::OrtOpt::Disable.name().into()),
+            execution_provider: Some(Provider::Cpu.name().into()),
+            ..super::RunnerSettings::default()
+        };
+        let homes = capture.iter().map(|c| (c.clone(), c.clone())).collect();
+        Self::build(NAME, lib, model, homes, Provider::Cpu, GraphOptimizationLevel::Disable, None, settings, None)
+    }
+
+    /// Load the `onnxruntime-gpu` library and prepare a CUDA session capturing `capture`: the model
+    /// rewritten with the plan in `opts` (the model as written without one). See the module docs.
+    pub fn cuda(model: &Model, capture: &[String], opts: &RunnerOptions) -> Result<OrtRunner> {
+        let probe = cuda::library(opts.ort_lib.as_deref())?;
+        let lib = loaded(probe.library.as_deref()).map_err(|e| renamed(e, cuda::NAME))?;
+        let device = opts.device.unwrap_or(0);
+        let opt = opts.ort_opt.unwrap_or(crate::runner::OrtOpt::Disable);
+        let level = match opt {
+            crate::runner::OrtOpt::Disable => GraphOptimizationLevel::Disable,
+            crate::runner::OrtOpt::Basic => GraphOptimizationLevel::Level1,
+            crate::runner::OrtOpt::Extended => GraphOptimizationLevel::Level2,
+            crate::runner::OrtOpt::Layout => GraphOptimizationLevel::Level3,
+            crate::runner::OrtOpt::All => GraphOptimizationLevel::All,
+        };
+        let settings = super::RunnerSettings {
+            tf32: Some(if opts.tf32.unwrap_or(cuda::TF32_DEFAULT) { "on" } else { "off" }.into()),
+            tf32_source: Some(if opts.tf32.is_some() { "--tf32" } else { "default" }.into()),
+            graph_optimization: Some(opt.name().into()),
+            execution_provider: Some("CUDAExecutionProvider".into()),
+            device: Some(device),
+            cpu_nodes: Vec::new(),
+        };
+        let provider = Provider::Cuda { device, tf32: opts.tf32 };
+        match &opts.plan {
+            None => {
+                let homes = capture.iter().map(|c| (c.clone(), c.clone())).collect();
+                Self::build(cuda::NAME, lib, model, homes, provider, level, None, settings, Some(provider.name()))
+            }
+            Some(plan) => {
+                let converted = crate::precision::convert(model, plan)?;
+                // Same directory as the model: external weights the rewrite kept resolve as before.
+                let rewritten = Model::from_bytes(&model.path, &converted.proto.encode_to_vec())?;
+                let homes = capture
+                    .iter()
+                    .map(|c| (converted.report.tensors.get(c).map_or_else(|| c.clone(), |h| h.name.clone()), c.clone()))
+                    .collect();
+                let conversion = Some(converted.report.range_conversion());
+                Self::build(
+                    cuda::NAME,
+                    lib,
+                    &rewritten,
+                    homes,
+                    provider,
+                    level,
+                    conversion,
+                    settings,
+                    Some(provider.name()),
+                )
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        name: &'static str,
+        lib: &Loaded,
+        model: &Model,
+        homes: Vec<(String, String)>,
+        provider: Provider,
+        level: GraphOptimizationLevel,
+        conversion: Option<crate::precision::RangeConversion>,
+        settings: super::RunnerSettings,
+        check_placement: Option<&'static str>,
+    ) -> Result<OrtRunner> {
+        let err = |msg: String| Error::runner(name, msg);
+        let inner_capture: Vec<String> = homes.iter().map(|(h, _)| h.clone()).collect();
+        let (plan, extra_outputs) = plan_capture(model, &inner_capture);
         let bytes = encode_with_outputs(&model.proto, &extra_outputs);
         let base_dir = std::path::absolute(model.base_dir()).unwrap_or_else(|_| model.base_dir());
         let base_dir = base_dir.to_str().ok_or_else(|| {
             err(format!("the model directory {} is not valid UTF-8, which ONNX Runtime needs", base_dir.display()))
         })?;
-        let build = || -> std::result::Result<Session, String> {
-            let msg = |e: &dyn std::fmt::Display| one_line(e);
-            Session::builder(&lib.env)
-                .map_err(|e| msg(&e))?
-                .with_optimization_level(GraphOptimizationLevel::Disable)
-                .map_err(|e| msg(&e))?
-                .with_intra_threads(1)
-                .map_err(|e| msg(&e))?
-                .with_inter_threads(1)
-                .map_err(|e| msg(&e))?
-                .with_parallel_execution(false)
-                .map_err(|e| msg(&e))?
-                .with_deterministic_compute(true)
-                .map_err(|e| msg(&e))?
-                .with_config_entry(EXTERNAL_DATA_DIR_KEY, base_dir)
-                .map_err(|e| msg(&e))?
-                .commit_from_memory(&bytes)
-                .map_err(|e| msg(&e))
+        let profile_dir = match check_placement {
+            None => None,
+            Some(_) => Some(
+                tempfile::Builder::new()
+                    .prefix("trtlens-ort-profile-")
+                    .tempdir()
+                    .map_err(|e| err(format!("cannot create a temporary folder: {e}")))?,
+            ),
         };
-        let session =
-            build().map_err(|e| err(format!("cannot load model {} into ONNX Runtime: {e}", model.path.display())))?;
+        let msg = |e: &dyn std::fmt::Display| one_line(e);
+        let mut builder = Session::builder(&lib.env)
+            .map_err(|e| msg(&e))
+            .and_then(|b| b.with_optimization_level(level).map_err(|e| msg(&e)))
+            .and_then(|b| b.with_intra_threads(1).map_err(|e| msg(&e)))
+            .and_then(|b| b.with_inter_threads(1).map_err(|e| msg(&e)))
+            .and_then(|b| b.with_parallel_execution(false).map_err(|e| msg(&e)))
+            .and_then(|b| b.with_deterministic_compute(true).map_err(|e| msg(&e)))
+            .and_then(|b| b.with_config_entry(EXTERNAL_DATA_DIR_KEY, base_dir).map_err(|e| msg(&e)))
+            .map_err(|e| err(format!("cannot configure an ONNX Runtime session: {e}")))?;
+        if let Provider::Cuda { device, tf32 } = provider {
+            let mut ep = ::ort::ep::CUDA::default().with_device_id(i32::try_from(device).unwrap_or(i32::MAX));
+            if let Some(t) = tf32 {
+                ep = ep.with_tf32(t);
+            }
+            builder = builder.with_execution_providers([ep.build().error_on_failure()]).map_err(|e| {
+                let probe = cuda::probe(Some(&lib.library.path));
+                let hint = probe.missing_hint();
+                Error::runner_details(
+                    name,
+                    format!(
+                        "cannot use ONNX Runtime's CUDA provider: {}{}",
+                        ort_message(&e),
+                        if hint.is_empty() { String::new() } else { format!("; {hint}") }
+                    ),
+                    probe.to_string(),
+                )
+            })?;
+        }
+        if let Some(dir) = &profile_dir {
+            builder = builder
+                .with_profiling(dir.path().join("profile"))
+                .map_err(|e| err(format!("cannot enable ONNX Runtime's profiling: {}", msg(&e))))?;
+        }
+        let session = builder.commit_from_memory(&bytes).map_err(|e| {
+            let what = if provider == Provider::Cpu { "ONNX Runtime" } else { "ONNX Runtime (CUDA provider)" };
+            err(format!("cannot load model {} into {what}: {}", model.path.display(), ort_message(&e)))
+        })?;
         let inputs = session.inputs().iter().map(|o| o.name().to_string()).collect();
-        Ok(OrtRunner { session, inputs, capture: plan, library: lib.library.clone() })
+        Ok(OrtRunner {
+            name,
+            session,
+            inputs,
+            capture: plan,
+            library: lib.library.clone(),
+            homes,
+            check_placement,
+            profile_dir,
+            settings,
+            conversion,
+        })
     }
 
     /// The library this runner uses.
     #[must_use]
     pub fn library(&self) -> &Library {
         &self.library
+    }
+
+    /// After the first (profiled) iteration: where ONNX Runtime ran each node. A node computing
+    /// floating-point values outside the requested provider is an error (no silent CPU run).
+    fn verify_placement(&mut self, provider: &'static str) -> Result<()> {
+        let file = self
+            .session
+            .end_profiling()
+            .map_err(|e| Error::runner(self.name, format!("cannot read ONNX Runtime's profile: {}", one_line(&e))))?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| Error::runner(self.name, format!("cannot read ONNX Runtime's profile {file}: {e}")))?;
+        self.profile_dir = None;
+        let p = cuda::placement(&text, provider).map_err(|e| Error::runner(self.name, e))?;
+        if !p.float_elsewhere.is_empty() {
+            let shown: Vec<&str> = p.float_elsewhere.iter().take(3).map(String::as_str).collect();
+            let more = p.float_elsewhere.len().saturating_sub(3);
+            return Err(Error::runner_details(
+                self.name,
+                format!(
+                    "ONNX Runtime ran {} node(s) computing floating-point values on another provider than {provider}: \
+                     {}{}; this is not a GPU result (the provider has no kernel for them at these types)",
+                    p.float_elsewhere.len(),
+                    shown.join("; "),
+                    if more > 0 { format!(" and {more} more") } else { String::new() }
+                ),
+                p.float_elsewhere.join("\n"),
+            ));
+        }
+        self.settings.cpu_nodes = p.other_elsewhere;
+        Ok(())
     }
 }
 
@@ -306,14 +504,35 @@ fn encode_with_outputs(model: &ModelProto, extra: &[String]) -> Vec<u8> {
 
 impl Runner for OrtRunner {
     fn name(&self) -> &'static str {
-        NAME
+        self.name
     }
 
     fn version(&self) -> String {
-        self.library.version.clone()
+        let st = &self.settings;
+        if st.execution_provider.as_deref() != Some("CUDAExecutionProvider") {
+            return self.library.version.clone();
+        }
+        // The settings that change a GPU run's numbers, also in the table's header line.
+        format!(
+            "{} (CUDA device {}, TF32 {}{}, graph optimization {})",
+            self.library.version,
+            st.device.unwrap_or(0),
+            st.tf32.as_deref().unwrap_or("?"),
+            if st.tf32_source.as_deref() == Some("default") { " by default" } else { "" },
+            st.graph_optimization.as_deref().unwrap_or("?")
+        )
+    }
+
+    fn conversion(&self) -> Option<crate::precision::RangeConversion> {
+        self.conversion.clone()
+    }
+
+    fn settings(&self) -> Option<super::RunnerSettings> {
+        Some(self.settings.clone())
     }
 
     fn run(&mut self, inputs: &Tensors) -> Result<RunOutput> {
+        let err = |msg: String| Error::runner(self.name, msg);
         let mut feed: Vec<(String, DynValue)> = Vec::with_capacity(self.inputs.len());
         for name in &self.inputs {
             let t = super::find(inputs, name).ok_or_else(|| err(format!("no value for input '{name}'")))?;
@@ -323,38 +542,110 @@ impl Runner for OrtRunner {
         let start = Instant::now();
         let outputs = self.session.run(feed).map_err(|e| err(one_line(&e)))?;
         let seconds = start.elapsed().as_secs_f64();
-        let mut out = RunOutput { seconds, ..RunOutput::default() };
-        for c in &self.capture {
-            let (name, value) = match c {
-                Capture::Output(name) => (
-                    name,
-                    match outputs.get(name) {
-                        Some(v) => convert::from_ort(v),
-                        None => Err("ONNX Runtime did not return it".to_string()),
-                    },
-                ),
-                Capture::Input(name) => (
-                    name,
-                    super::find(inputs, name).cloned().ok_or_else(|| "no value was fed for this input".to_string()),
-                ),
-                Capture::Constant(name, t) => (name, Ok(t.clone())),
-                Capture::Missing(nc) => {
-                    out.not_captured.push(nc.clone());
-                    continue;
-                }
-            };
-            match value {
-                Ok(t) => out.tensors.push((name.clone(), t)),
-                Err(reason) => out.not_captured.push(NotCaptured { name: name.clone(), reason }),
+        let mut out = collect(&self.capture, inputs, &outputs, seconds);
+        drop(outputs);
+        if let Some(provider) = self.check_placement.take() {
+            self.verify_placement(provider)?;
+        }
+        for (name, _) in &mut out.tensors {
+            if let Some((_, original)) = self.homes.iter().find(|(h, o)| h == name && h != o) {
+                name.clone_from(original);
+            }
+        }
+        for nc in &mut out.not_captured {
+            if let Some((_, original)) = self.homes.iter().find(|(h, o)| *h == nc.name && h != o) {
+                nc.name.clone_from(original);
             }
         }
         Ok(out)
     }
 }
 
+/// The requested tensors of one iteration's outputs.
+fn collect(
+    capture: &[Capture],
+    inputs: &Tensors,
+    outputs: &::ort::session::SessionOutputs<'_>,
+    seconds: f64,
+) -> RunOutput {
+    let mut out = RunOutput { seconds, ..RunOutput::default() };
+    for c in capture {
+        let (name, value) = match c {
+            Capture::Output(name) => (
+                name,
+                match outputs.get(name) {
+                    Some(v) => convert::from_ort(v),
+                    None => Err("ONNX Runtime did not return it".to_string()),
+                },
+            ),
+            Capture::Input(name) => {
+                (name, super::find(inputs, name).cloned().ok_or_else(|| "no value was fed for this input".to_string()))
+            }
+            Capture::Constant(name, t) => (name, Ok(t.clone())),
+            Capture::Missing(nc) => {
+                out.not_captured.push(nc.clone());
+                continue;
+            }
+        };
+        match value {
+            Ok(t) => out.tensors.push((name.clone(), t)),
+            Err(reason) => out.not_captured.push(NotCaptured { name: name.clone(), reason }),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The placement check on a real ONNX Runtime profile (CPU provider, the only one here): asked
+    /// for the CUDA provider, every float node is reported, the shape arithmetic is not; asked for
+    /// the CPU provider, the run passes.
+    #[test]
+    fn the_profile_tells_where_every_node_ran() -> Result<()> {
+        let Ok(lib) = loaded(None) else {
+            assert!(std::env::var_os("CI").is_none(), "onnxruntime is required in CI");
+            println!("skipped: onnxruntime not installed");
+            return Ok(());
+        };
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/yolo_symbolic.onnx");
+        let model = Model::load(&path)?;
+        let capture = ["output0".to_string()];
+        let homes: Vec<(String, String)> = capture.iter().map(|c| (c.clone(), c.clone())).collect();
+        let feed = vec![(
+            "images".to_string(),
+            Tensor::from_f32(&[1, 3, 32, 32], &[0.5; 3 * 32 * 32]).map_err(|e| err(e.to_string()))?,
+        )];
+        let build = |against: &'static str| {
+            let (level, settings) = (GraphOptimizationLevel::Disable, super::super::RunnerSettings::default());
+            OrtRunner::build(NAME, lib, &model, homes.clone(), Provider::Cpu, level, None, settings, Some(against))
+        };
+        let Err(e) = build("CUDAExecutionProvider")?.run(&feed) else {
+            panic!("float nodes on the CPU provider must fail the run");
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("computing floating-point values") && msg.contains("Conv"), "{msg}");
+        assert!(!msg.contains("(Shape"), "shape arithmetic is allowed on the CPU: {msg}");
+        let mut ok = build("CPUExecutionProvider")?;
+        ok.run(&feed)?;
+        assert!(ok.settings.cpu_nodes.is_empty());
+        // Later iterations are not profiled again.
+        ok.run(&feed)?;
+        Ok(())
+    }
+
+    #[test]
+    fn ort_messages_lose_their_source_location() {
+        let raw = "/onnxruntime_src/onnxruntime/core/session/provider_bridge_ort.cc:2043 onnxruntime::Provider& \
+                   onnxruntime::ProviderLibrary::Get() [ONNXRuntimeError] : 1 : FAIL : Failed to load library \
+                   x.so with error: libcublasLt.so.13: cannot open shared object file";
+        assert_eq!(
+            ort_message(&raw),
+            "Failed to load library x.so with error: libcublasLt.so.13: cannot open shared object file"
+        );
+        assert_eq!(ort_message(&"plain message"), "plain message");
+    }
 
     #[test]
     fn build_info_versions() {

@@ -10,9 +10,34 @@ pub enum Placement {
     /// In the calling process (CPU runtimes that cannot take the process down).
     InProcess,
     /// In a `trtlens worker` child process, so that a crash, abort or out-of-memory in the backend
-    /// ends the worker, never the caller (engine builders and GPU runtimes).
+    /// ends the worker, never the caller (engine builders and GPU runtimes). The worker serves that
+    /// run alone (a worker running a whole comparison starts one of its own for it), with the
+    /// environment of the entry's [`RunnerEntry::worker_setup`].
     Worker,
 }
+
+/// What a runner that takes a plan runs when it is given none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultPlan {
+    /// Every node that can run in FP16 does (`cpu-fp16`: its purpose is FP16).
+    AllFp16,
+    /// The model as written (`onnxruntime-cuda`: an FP32 GPU run, e.g. as a reference).
+    AsWritten,
+}
+
+/// What a runner's worker process needs: the options to send it (e.g. with the library already
+/// resolved) and environment variables for the process (e.g. `LD_LIBRARY_PATH`, which the dynamic
+/// loader only reads when a process starts).
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSetup {
+    /// The runner options the worker gets.
+    pub options: RunnerOptions,
+    /// Environment variables set for the worker.
+    pub env: Vec<(String, std::ffi::OsString)>,
+}
+
+/// Runner flags that only some runners honour (checked against [`RunnerEntry::flags`]).
+pub const RUNNER_FLAGS: [&str; 3] = ["--tf32", "--ort-opt", "--device"];
 
 /// What one runner is.
 #[derive(Debug)]
@@ -28,8 +53,15 @@ pub struct RunnerEntry {
     /// True when it runs a precision plan (the Cast rewrite); such a candidate is compared at
     /// FP16-appropriate tolerances by default.
     pub takes_plan: bool,
+    /// What it runs without a plan (for runners that take one).
+    pub default_plan: DefaultPlan,
     /// Default (atol, rtol) when this runner is the candidate and the user gives none.
     pub default_tolerance: (f64, f64),
+    /// Which of [`RUNNER_FLAGS`] it honours.
+    pub flags: &'static [&'static str],
+    /// For runners placed in a worker: what the worker needs (checked before it starts, so a
+    /// missing library is an error of the caller, not a dead worker).
+    pub worker_setup: Option<fn(&RunnerOptions) -> crate::error::Result<WorkerSetup>>,
     /// Where it runs.
     pub placement: Placement,
     /// The cargo feature that compiles it in, when it is optional.
@@ -62,6 +94,32 @@ fn ort_check(_: &RunnerOptions) -> Result<String, String> {
     Err("this build of trtlens was compiled without the `onnxruntime` feature".into())
 }
 
+#[cfg(feature = "onnxruntime")]
+fn ort_cuda_check(opts: &RunnerOptions) -> Result<String, String> {
+    let p = crate::runner::ort::cuda::probe(opts.ort_lib.as_deref());
+    let missing = p.missing_hint();
+    match (&p.library, p.error) {
+        (Some(lib), _) => Ok(format!(
+            "{} ({}){}",
+            lib.display(),
+            p.source.unwrap_or_default(),
+            if missing.is_empty() { String::new() } else { format!("; {missing}") }
+        )),
+        (None, e) => Err(e.unwrap_or_else(|| "no ONNX Runtime with a CUDA provider found".into())),
+    }
+}
+
+#[cfg(not(feature = "onnxruntime"))]
+fn ort_cuda_check(opts: &RunnerOptions) -> Result<String, String> {
+    ort_check(opts)
+}
+
+#[cfg(feature = "onnxruntime")]
+const ORT_CUDA_SETUP: Option<fn(&RunnerOptions) -> crate::error::Result<WorkerSetup>> =
+    Some(crate::runner::ort::cuda::worker_setup);
+#[cfg(not(feature = "onnxruntime"))]
+const ORT_CUDA_SETUP: Option<fn(&RunnerOptions) -> crate::error::Result<WorkerSetup>> = None;
+
 #[cfg(not(feature = "tract"))]
 fn no_tract(_: &RunnerOptions) -> Result<String, String> {
     Err("this build of trtlens was compiled without the `tract` feature".into())
@@ -79,7 +137,10 @@ static ENTRIES: &[RunnerEntry] = &[
         aliases: &[],
         summary: "tract-onnx, embedded (FP32, nothing to install)",
         takes_plan: false,
+        default_plan: DefaultPlan::AsWritten,
         default_tolerance: FP32_TOLERANCE,
+        flags: &[],
+        worker_setup: None,
         placement: Placement::InProcess,
         feature: Some("tract"),
         compiled: cfg!(feature = "tract"),
@@ -91,7 +152,10 @@ static ENTRIES: &[RunnerEntry] = &[
         aliases: &["ort", "onnxrt"],
         summary: "ONNX Runtime CPU (FP32), libonnxruntime.so loaded at run time",
         takes_plan: false,
+        default_plan: DefaultPlan::AsWritten,
         default_tolerance: FP32_TOLERANCE,
+        flags: &[],
+        worker_setup: None,
         placement: Placement::InProcess,
         feature: Some("onnxruntime"),
         compiled: cfg!(feature = "onnxruntime"),
@@ -103,11 +167,30 @@ static ENTRIES: &[RunnerEntry] = &[
         aliases: &["cpu_fp16"],
         summary: "the precision plan's mixed FP16/FP32 graph on CPU with IEEE half storage",
         takes_plan: true,
+        default_plan: DefaultPlan::AllFp16,
         default_tolerance: FP16_TOLERANCE,
+        flags: &["--tf32"],
+        worker_setup: None,
         placement: Placement::InProcess,
         feature: Some("tract"),
         compiled: cfg!(feature = "tract"),
         check: TRACT_CHECK,
+    },
+    RunnerEntry {
+        kind: RunnerKind::OnnxruntimeCuda,
+        name: "onnxruntime-cuda",
+        aliases: &["ort-cuda", "onnxruntime_cuda"],
+        summary: "ONNX Runtime's CUDA provider on a GPU (onnxruntime-gpu): the plan's model, or the model as written",
+        takes_plan: true,
+        default_plan: DefaultPlan::AsWritten,
+        // A GPU's FP32 differs from a CPU's by more than 1e-5 (TF32 is on by default, other kernels).
+        default_tolerance: FP16_TOLERANCE,
+        flags: &["--tf32", "--ort-opt", "--device"],
+        worker_setup: ORT_CUDA_SETUP,
+        placement: Placement::Worker,
+        feature: Some("onnxruntime"),
+        compiled: cfg!(feature = "onnxruntime"),
+        check: ort_cuda_check,
     },
 ];
 
@@ -128,6 +211,12 @@ pub fn entry(kind: RunnerKind) -> &'static RunnerEntry {
 #[must_use]
 pub fn lookup(name: &str) -> Option<&'static RunnerEntry> {
     ENTRIES.iter().find(|e| e.name.eq_ignore_ascii_case(name) || e.aliases.iter().any(|a| a.eq_ignore_ascii_case(name)))
+}
+
+/// The runners that honour `flag` (one of [`RUNNER_FLAGS`]), for messages (`cpu-fp16, onnxruntime-cuda`).
+#[must_use]
+pub fn honouring(flag: &str) -> String {
+    ENTRIES.iter().filter(|e| e.flags.contains(&flag)).map(|e| e.name).collect::<Vec<_>>().join(", ")
 }
 
 /// The names of every runner, for messages (`tract, onnxruntime, cpu-fp16`).
@@ -189,6 +278,12 @@ mod tests {
         assert_eq!(lookup("ORT").map(|e| e.kind), Some(RunnerKind::Onnxruntime));
         assert_eq!(lookup("cpu-fp16").map(|e| e.kind), Some(RunnerKind::CpuFp16));
         assert!(lookup("tensorflow").is_none());
+        assert_eq!(lookup("ort-cuda").map(|e| e.kind), Some(RunnerKind::OnnxruntimeCuda));
+        let cuda = entry(RunnerKind::OnnxruntimeCuda);
+        assert!(cuda.takes_plan && cuda.placement == Placement::Worker);
+        assert_eq!(cuda.default_plan, DefaultPlan::AsWritten);
+        assert_eq!(honouring("--tf32"), "cpu-fp16, onnxruntime-cuda");
+        assert_eq!(honouring("--device"), "onnxruntime-cuda");
         assert!(entry(RunnerKind::CpuFp16).takes_plan);
         assert_eq!(entry(RunnerKind::CpuFp16).default_tolerance, FP16_TOLERANCE);
         assert_eq!(entry(RunnerKind::Tract).default_tolerance, FP32_TOLERANCE);

@@ -86,19 +86,54 @@ pub struct TractRunner {
     nodes: Vec<NodeLabel>,
     capture: Vec<String>,
     plans: HashMap<Signature, Prepared>,
+    /// Nodes rewritten for ONNX Runtime's NaN/infinity semantics.
+    ieee_fixes: Vec<String>,
 }
 
 impl TractRunner {
-    /// Prepare a runner for `model` capturing `capture` (ONNX tensor names).
+    /// Prepare a runner for `model` capturing `capture` (ONNX tensor names), with ONNX Runtime's
+    /// NaN and infinity semantics ([`super::ieee`]).
     pub fn new(model: &Model, capture: &[String]) -> Result<TractRunner> {
         Ok(Self::named(model, capture, "tract", "--runner onnxruntime"))
+    }
+
+    /// tract's own NaN and infinity semantics, without the [`super::ieee`] rewrite: only for the
+    /// tests that show what the rewrite changes.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn without_ieee_fixes(model: &Model, capture: &[String]) -> TractRunner {
+        Self::named_with(model, capture, "tract", "--runner onnxruntime", false)
+    }
+
+    /// The nodes the NaN/infinity rewrite ([`super::ieee`]) replaced before tract saw the model.
+    #[must_use]
+    pub fn ieee_fixes(&self) -> &[String] {
+        &self.ieee_fixes
     }
 
     /// A runner that reports errors as `name` and suggests `fallback` (besides `--shape`; `{node}`
     /// stands for the failing node's name) when tract cannot run a node; `cpu-fp16` runs its emulated
     /// model through this.
     pub(crate) fn named(model: &Model, capture: &[String], name: &'static str, fallback: &'static str) -> TractRunner {
+        Self::named_with(model, capture, name, fallback, true)
+    }
+
+    /// [`TractRunner::named`], with or without the NaN/infinity rewrite.
+    pub(crate) fn named_with(
+        model: &Model,
+        capture: &[String],
+        name: &'static str,
+        fallback: &'static str,
+        ieee: bool,
+    ) -> TractRunner {
         let mut proto = model.proto.clone();
+        let ieee_fixes = if ieee {
+            let opset = model.opset().unwrap_or(0);
+            let types = crate::precision::infer_types(model.graph_proto(), &model.graph, opset);
+            super::ieee::rewrite(&mut proto, &types, opset)
+        } else {
+            Vec::new()
+        };
         if let Some(g) = proto.graph.as_mut() {
             relax_graph(g, true);
         }
@@ -140,6 +175,7 @@ impl TractRunner {
             nodes,
             capture: capture.to_vec(),
             plans: HashMap::new(),
+            ieee_fixes,
         }
     }
 

@@ -9,6 +9,7 @@
 
 pub mod builder;
 pub mod models;
+pub mod probes;
 pub mod rng;
 
 use prost::Message;
@@ -112,6 +113,14 @@ Hugging Face Transformers. The padding mask (last 3 of 8 tokens) becomes an addi
 before the Softmax. Rounded to FP16 as IEEE does, that constant is -inf and 0 * -inf is NaN, so /bert/Mul writes \
 NaN for every real token and every output is NaN. Saturated to -65504 (what TensorRT does with weights) the bias \
 is 0 / -65504 and the output matches FP32 to half precision.";
+
+const CLIP_NAN_GUARD_DOC: &str = "Audio front end with an overload guard, as torch.onnx exports it: power = \
+(features * 600) ** 2, reference = 4 * mean(power), overshoot = clamp(power / reference - 1, 0, 1), limited = \
+features * (1 - overshoot). In FP32 power / reference stays below 0.75, the guard never triggers and limited equals \
+the input. In FP16 /frontend/Pow overflows to inf for every feature above 0.427, the mean is inf and inf / inf is \
+NaN: the NaN reaches the Clip. ONNX Runtime (CPU and CUDA) keeps it, so limited is NaN; an emulation whose Clip \
+maps NaN to its bound reports no overshoot and calls the broken layer healthy. Keeping /frontend/Pow and /guard/Div \
+FP32 fixes it.";
 
 /// Every sample, in a fixed order.
 #[must_use]
@@ -248,6 +257,17 @@ pub fn all() -> Vec<Sample> {
             fix: &["/bert/Mul"],
             shapes: &[],
             build: models::attention_mask_f32min,
+        },
+        Sample {
+            name: "clip_nan_guard",
+            file: "clip_nan_guard.onnx",
+            description: CLIP_NAN_GUARD_DOC,
+            policy: OutOfRangePolicy::Saturate,
+            culprit: Some("/frontend/Pow"),
+            first_nonfinite: Some("/frontend/Pow"),
+            fix: &["/frontend/Pow", "/guard/Div"],
+            shapes: &[],
+            build: models::clip_nan_guard,
         },
     ]
 }

@@ -1040,3 +1040,59 @@ pub fn attention_mask_f32min() -> ModelProto {
     b.output("attention_output");
     b.build(super::ATTENTION_MASK_F32MIN_DOC)
 }
+
+/// `clip_nan_guard.onnx`: an audio front end's overload guard as `torch.onnx.export` writes it
+/// (`/frontend/...`, `/guard/...` names, scalars as `Constant` nodes, `torch.clamp` as `Clip` with
+/// `Constant` bounds): `power = (features * 600) ** 2`, `reference = 4 * power.mean()`,
+/// `overshoot = clamp(power / reference - 1, 0, 1)`, `limited = features * (1 - overshoot)`.
+///
+/// In FP32 the power is at most 3.6e5 and its mean about 1.2e5, so `power / reference` stays
+/// below 0.75: the guard never triggers, `overshoot` is 0 everywhere and `limited` equals the
+/// input. In FP16 the power overflows for every feature above 0.427 (`/frontend/Pow`), the mean and
+/// the reference are inf, and `inf / inf` is NaN: the NaN reaches the `Clip`. ONNX Runtime (CPU
+/// and CUDA) keeps it, so `limited` is NaN there; an emulation whose `Clip` maps NaN to its lower
+/// bound would report 0 overshoot and `limited` equal to FP32, calling the broken layer healthy.
+#[must_use]
+pub fn clip_nan_guard() -> ModelProto {
+    const FRAMES: i64 = 16;
+    const BINS: i64 = 64;
+    let shape = [1, FRAMES, BINS];
+    let scalar: [i64; 0] = [];
+    let mut b = GraphBuilder::new("main_graph", 0x636C_6970);
+    b.input("features", data_type::FLOAT, &shape);
+    let c = |b: &mut GraphBuilder, scope: &str, k: &str, v: f32| -> String {
+        let node = format!("/{scope}/Constant{k}");
+        let out = format!("{node}_output_0");
+        b.constant_node(&node, &out, &f32_tensor(&[], &[v]))
+    };
+    let gain = c(&mut b, "frontend", "", 600.0);
+    b.node("Mul", "/frontend/Mul", &["features", &gain], &[("/frontend/Mul_output_0", &shape)], &[]);
+    let two = c(&mut b, "frontend", "_1", 2.0);
+    b.node("Pow", "/frontend/Pow", &["/frontend/Mul_output_0", &two], &[("/frontend/Pow_output_0", &shape)], &[]);
+    b.node(
+        "ReduceMean",
+        "/guard/ReduceMean",
+        &["/frontend/Pow_output_0"],
+        &[("/guard/ReduceMean_output_0", &scalar)],
+        &[("keepdims", Attr::Int(0))],
+    );
+    let headroom = c(&mut b, "guard", "", 4.0);
+    b.node("Mul", "/guard/Mul", &["/guard/ReduceMean_output_0", &headroom], &[("/guard/Mul_output_0", &scalar)], &[]);
+    b.node(
+        "Div",
+        "/guard/Div",
+        &["/frontend/Pow_output_0", "/guard/Mul_output_0"],
+        &[("/guard/Div_output_0", &shape)],
+        &[],
+    );
+    let one = c(&mut b, "guard", "_1", 1.0);
+    b.node("Sub", "/guard/Sub", &["/guard/Div_output_0", &one], &[("/guard/Sub_output_0", &shape)], &[]);
+    let lo = c(&mut b, "guard", "_2", 0.0);
+    let hi = c(&mut b, "guard", "_3", 1.0);
+    b.node("Clip", "/guard/Clip", &["/guard/Sub_output_0", &lo, &hi], &[("/guard/Clip_output_0", &shape)], &[]);
+    let one_b = c(&mut b, "guard", "_4", 1.0);
+    b.node("Sub", "/guard/Sub_1", &[&one_b, "/guard/Clip_output_0"], &[("/guard/Sub_1_output_0", &shape)], &[]);
+    b.node("Mul", "/guard/Mul_1", &["features", "/guard/Sub_1_output_0"], &[("limited", &shape)], &[]);
+    b.output("limited");
+    b.build(super::CLIP_NAN_GUARD_DOC)
+}

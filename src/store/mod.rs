@@ -42,6 +42,9 @@ pub struct RunnerInfo {
     /// initializer/`Constant` value FP16 cannot hold, with what the policy did to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversion: Option<crate::precision::RangeConversion>,
+    /// Backend settings that change the numbers (TF32, graph optimization, provider, device).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<crate::runner::RunnerSettings>,
 }
 
 /// The model a run belongs to.
@@ -430,7 +433,13 @@ mod tests {
         Manifest {
             schema: MANIFEST_SCHEMA.into(),
             tool: ToolInfo::current(),
-            runner: RunnerInfo { name: "test".into(), version: "0".into(), plan: None, conversion: None },
+            runner: RunnerInfo {
+                name: "test".into(),
+                version: "0".into(),
+                plan: None,
+                conversion: None,
+                settings: None,
+            },
             model: ModelInfo { path: "m.onnx".into(), sha256: "00".into(), opset: Some(17), node_count: 1 },
             inputs: InputSource {
                 kind: "random".into(),

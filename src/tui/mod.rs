@@ -110,7 +110,12 @@ pub fn start(launch: &Launch, keymap: &KeyMap) -> Result<App> {
         request.save_runs = None;
         let takes = matches!(request.candidate, crate::compare::source::SideSpec::Runner(k) if k.takes_plan());
         if launch.plan.is_some() && !takes {
-            return Err(Error::usage("a precision plan applies to a --candidate that takes one (cpu-fp16)"));
+            let takers: Vec<&str> =
+                crate::runner::registry::all().iter().filter(|e| e.takes_plan).map(|e| e.name).collect();
+            return Err(Error::usage(format!(
+                "a precision plan applies to a --candidate that takes one ({})",
+                takers.join(", ")
+            )));
         }
         let plan =
             takes.then(|| launch.plan.clone().unwrap_or_else(|| Plan::uniform(crate::precision::Precision::Fp16)));
