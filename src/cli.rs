@@ -42,6 +42,132 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Browse the per-layer diff in a terminal UI, toggle layers FP16/FP32, rebuild and re-compare.
     Inspect(InspectArgs),
+    /// Build a TensorRT engine with every tensor observable (no run): engine, build log, tensor_map.json.
+    Build(BuildArgs),
+    /// Show which TensorRT flavours, GPUs and ONNX Runtime this machine has, and what can run where.
+    Doctor(DoctorArgs),
+}
+
+/// TensorRT flags (shared by `run`, `compare`, `inspect` and `build`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct TrtArgs {
+    /// Directory of the TensorRT libraries (else TENSORRT_LIB_DIR, LD_LIBRARY_PATH, the tensorrt_libs /
+    /// tensorrt_rtx_libs Python packages, system paths).
+    #[arg(long = "trt-lib", value_name = "DIR")]
+    pub trt_lib: Option<PathBuf>,
+    /// Tensors a TensorRT engine exposes: all (every ONNX tensor marked; breaks fusions), outputs
+    /// (production fusion), debug (unfused tensors as debug tensors).
+    #[arg(long, value_enum, value_name = "all|outputs|debug")]
+    pub observe: Option<crate::trt::Observe>,
+    /// How the plan reaches TensorRT: strict (Cast-rewritten ONNX, strongly typed) or constraints
+    /// (TensorRT 10 per-layer precision flags).
+    #[arg(long = "precision-mode", value_enum, value_name = "strict|constraints")]
+    pub precision_mode: Option<crate::trt::PrecisionMode>,
+    /// Build the engine even when the engine cache has it, and do not store it.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Engine cache directory (default: TRTLENS_CACHE_DIR, else $XDG_CACHE_HOME/trtlens, else ~/.cache/trtlens).
+    #[arg(long = "cache-dir", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl TrtArgs {
+    /// True when any TensorRT flag was given.
+    #[must_use]
+    pub fn given(&self) -> bool {
+        self.trt_lib.is_some()
+            || self.observe.is_some()
+            || self.precision_mode.is_some()
+            || self.no_cache
+            || self.cache_dir.is_some()
+    }
+
+    /// The library options.
+    #[must_use]
+    pub fn options(&self) -> crate::trt::TrtOptions {
+        crate::trt::TrtOptions {
+            lib_dir: self.trt_lib.clone(),
+            observe: self.observe.unwrap_or_default(),
+            precision_mode: self.precision_mode.unwrap_or_default(),
+            no_cache: self.no_cache,
+            cache_dir: self.cache_dir.clone(),
+        }
+    }
+
+    /// The same flags as arguments (for the inspector's child comparisons), paths made absolute.
+    #[must_use]
+    pub fn args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.trt_lib {
+            out.extend(["--trt-lib".into(), absolute(p)]);
+        }
+        if let Some(o) = self.observe {
+            out.extend(["--observe".into(), o.name().into()]);
+        }
+        if let Some(m) = self.precision_mode {
+            out.extend(["--precision-mode".into(), m.name().into()]);
+        }
+        if self.no_cache {
+            out.push("--no-cache".into());
+        }
+        if let Some(p) = &self.cache_dir {
+            out.extend(["--cache-dir".into(), absolute(p)]);
+        }
+        out
+    }
+
+    /// TensorRT flags only make sense with a TensorRT runner.
+    fn check(&self, runner: Option<RunnerKind>) -> Result<()> {
+        if self.given() && runner.and_then(RunnerKind::flavour).is_none() {
+            return Err(Error::usage(
+                "--trt-lib, --observe, --precision-mode, --no-cache and --cache-dir apply to a TensorRT runner \
+                 (--runner/--candidate tensorrt or tensorrt-rtx)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `trtlens build`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  trtlens build samples/mlp_overflow.onnx --candidate tensorrt-rtx --save build/mlp\n  trtlens build model.onnx --candidate tensorrt --keep-fp32-op LayerNormalization --shape input:1x3x224x224 --save build/m\n\nWrites DIR/engine.plan, DIR/build.log, DIR/tensor_map.json and DIR/build.json."
+)]
+pub struct BuildArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Which TensorRT builds it.
+    #[arg(long, value_enum, value_name = "tensorrt|tensorrt-rtx")]
+    pub candidate: crate::trt::Flavour,
+    /// Precision plan.
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// TensorRT flags.
+    #[command(flatten)]
+    pub trt: TrtArgs,
+    /// Concrete shape of an input with dynamic dimensions (optimization profile): NAME:1x3x224x224.
+    #[arg(long, value_name = "NAME:DIMS")]
+    pub shape: Vec<String>,
+    /// Directory to write (replaced if it is an earlier trtlens build).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub save: PathBuf,
+    /// Print the tensor map JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `trtlens doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Directory of the TensorRT libraries to examine (else discovery).
+    #[arg(long = "trt-lib", value_name = "DIR")]
+    pub trt_lib: Option<PathBuf>,
+    /// Path to libonnxruntime.so.
+    #[arg(long = "ort-lib", value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `trtlens inspect`.
@@ -55,10 +181,10 @@ pub struct InspectArgs {
     /// Reference side: a runner (tract, onnxruntime), saved:PATH, or auto (onnxruntime when its library is found, else tract).
     #[arg(long, default_value = "auto", value_name = "RUNNER|saved:PATH|auto")]
     pub reference: String,
-    /// Candidate side (cpu-fp16 takes a precision plan and can be rebuilt from the UI).
+    /// Candidate side (cpu-fp16, tensorrt and tensorrt-rtx take a precision plan and can be rebuilt from the UI).
     #[arg(long, default_value = "cpu-fp16", value_name = "RUNNER|saved:PATH")]
     pub candidate: String,
-    /// Tolerances (default atol = rtol = 1e-2 for a cpu-fp16 candidate).
+    /// Tolerances (default atol = rtol = 1e-2 for a candidate that takes a plan: cpu-fp16, tensorrt, tensorrt-rtx).
     #[command(flatten)]
     pub tol: ToleranceArgs,
     /// Inputs for runner sides.
@@ -87,6 +213,9 @@ pub struct InspectArgs {
     /// Key bindings file (TOML; default: `$XDG_CONFIG_HOME/trtlens/keys.toml` or `~/.config/trtlens/keys.toml` when present).
     #[arg(long, value_name = "FILE")]
     pub keys: Option<PathBuf>,
+    /// TensorRT flags (for --candidate tensorrt / tensorrt-rtx).
+    #[command(flatten)]
+    pub trt: TrtArgs,
 }
 
 impl InspectArgs {
@@ -112,7 +241,13 @@ impl InspectArgs {
     pub fn compare_args(&self) -> Result<Vec<String>> {
         let tol = &self.tol;
         let mut out = vec!["--rule".to_string(), tol.rule.clone()];
-        let fp16 = self.candidate == "cpu-fp16";
+        let candidate = crate::compare::source::SideSpec::parse(&self.candidate).ok();
+        let kind = match candidate {
+            Some(crate::compare::source::SideSpec::Runner(k)) => Some(k),
+            _ => None,
+        };
+        self.trt.check(kind)?;
+        let fp16 = kind.is_some_and(RunnerKind::takes_plan);
         let default_tol = if fp16 { "1e-2" } else { "1e-5" };
         for (flag, vals) in [("--atol", &tol.atol), ("--rtol", &tol.rtol)] {
             crate::compare::parse_tolerance_values(flag, vals)?;
@@ -130,6 +265,7 @@ impl InspectArgs {
         if let Some(p) = &self.ort_lib {
             out.extend(["--ort-lib".into(), absolute(p)]);
         }
+        out.extend(self.trt.args());
         Ok(out)
     }
 }
@@ -337,9 +473,12 @@ pub struct RunArgs {
     /// Path to libonnxruntime.so (otherwise `ORT_DYLIB_PATH`, the onnxruntime Python package, system paths).
     #[arg(long = "ort-lib", value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
-    /// Precision plan (for --runner cpu-fp16).
+    /// Precision plan (for --runner cpu-fp16, tensorrt, tensorrt-rtx).
     #[command(flatten)]
     pub plan: PlanArgs,
+    /// TensorRT flags (for --runner tensorrt / tensorrt-rtx).
+    #[command(flatten)]
+    pub trt: TrtArgs,
 }
 
 /// `trtlens compare`.
@@ -350,7 +489,7 @@ pub struct CompareArgs {
     /// Reference side: a runner (tract, onnxruntime) or saved:PATH (run directory or Polygraphy JSON[#RUNNER]).
     #[arg(long, default_value = "onnxruntime", value_name = "RUNNER|saved:PATH")]
     pub reference: String,
-    /// Candidate side: a runner or saved:PATH.
+    /// Candidate side: a runner (tract, onnxruntime, cpu-fp16, tensorrt, tensorrt-rtx) or saved:PATH.
     #[arg(long, value_name = "RUNNER|saved:PATH")]
     pub candidate: String,
     /// Write the JSON report here.
@@ -381,9 +520,12 @@ pub struct CompareArgs {
     /// Path to libonnxruntime.so.
     #[arg(long = "ort-lib", value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
-    /// Precision plan of the candidate (for --candidate cpu-fp16).
+    /// Precision plan of the candidate (for --candidate cpu-fp16, tensorrt, tensorrt-rtx).
     #[command(flatten)]
     pub plan: PlanArgs,
+    /// TensorRT flags (for --candidate tensorrt / tensorrt-rtx).
+    #[command(flatten)]
+    pub trt: TrtArgs,
 }
 
 /// Entry point used by `main`.
@@ -423,6 +565,8 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Compare(a) => compare_cmd(a, cli.quiet),
         Command::Convert(a) => convert_cmd(a, cli.quiet),
         Command::Inspect(a) => inspect_cmd(a),
+        Command::Build(a) => build_cmd(a, cli.quiet),
+        Command::Doctor(a) => doctor_cmd(a),
     }
 }
 
@@ -491,16 +635,17 @@ fn run_cmd(a: &RunArgs, quiet: bool) -> Result<ExitCode> {
     let plan = a.plan.build()?;
     if plan.is_some() && !a.runner.takes_plan() {
         return Err(Error::usage(format!(
-            "a precision plan applies to --runner cpu-fp16; {} always runs the model as written",
+            "a precision plan applies to --runner cpu-fp16, tensorrt or tensorrt-rtx; {} always runs the model as written",
             a.runner.name()
         )));
     }
+    a.trt.check(Some(a.runner))?;
     let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
     let req = RunRequest {
         model: a.model.clone(),
         runner: a.runner,
         inputs: a.inputs.options()?,
-        runner_options: RunnerOptions { ort_lib: a.ort_lib.clone(), plan, plan_label },
+        runner_options: RunnerOptions { ort_lib: a.ort_lib.clone(), plan, plan_label, trt: a.trt.options() },
         save: a.save.clone(),
     };
     let mut err = std::io::stderr();
@@ -516,6 +661,7 @@ fn run_cmd(a: &RunArgs, quiet: bool) -> Result<ExitCode> {
                 writeln!(err, "iteration {done}/{total} ran in {:.1} ms", seconds * 1e3)
             }
             Progress::Warning(w) => writeln!(err, "warning: {w}"),
+            Progress::Status(s) => writeln!(err, "{s}"),
         };
     };
     let summary = run::run(&req, &mut progress)?;
@@ -559,16 +705,20 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
     let plan_taker = matches!(candidate, SideSpec::Runner(k) if k.takes_plan());
     if (plan.is_some() || a.keep_fp32_predicted.is_some()) && !plan_taker {
         return Err(Error::usage(
-            "a precision plan applies to a --candidate that takes one (cpu-fp16); saved results already carry theirs",
+            "a precision plan applies to a --candidate that takes one (cpu-fp16, tensorrt, tensorrt-rtx); saved results already carry theirs",
         ));
     }
+    a.trt.check(match candidate {
+        SideSpec::Runner(k) => Some(k),
+        SideSpec::Saved { .. } => None,
+    })?;
     let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
     let req = CompareRequest {
         model: a.model.clone(),
         reference: SideSpec::parse(&a.reference)?,
         candidate,
         inputs: a.inputs.options()?,
-        runner_options: RunnerOptions { ort_lib: a.ort_lib.clone(), plan, plan_label },
+        runner_options: RunnerOptions { ort_lib: a.ort_lib.clone(), plan, plan_label, trt: a.trt.options() },
         tolerance,
         overrides: compare::merge_overrides(atol_per, rtol_per),
         top_k: a.tol.top_k,
@@ -586,6 +736,7 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
                 writeln!(err, "{side}: iteration {done}/{total} ran in {:.1} ms", seconds * 1e3)
             }
             Progress::Warning(w) => writeln!(err, "{side}: warning: {w}"),
+            Progress::Status(s) => writeln!(err, "{side}: {s}"),
         };
     };
     let report = compare::compare(&req, &mut progress)?;
@@ -630,5 +781,81 @@ fn convert_cmd(a: &ConvertArgs, quiet: bool) -> Result<ExitCode> {
         report.nodes_fp32.len(),
         a.write_plan.as_ref().map_or_else(String::new, |p| format!("; plan written to {}", p.display()))
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build_cmd(a: &BuildArgs, quiet: bool) -> Result<ExitCode> {
+    use crate::trt::build::{BuildEvent, BuildRequest, build_job};
+    use crate::trt::cache::ShapeRange;
+    let plan = a.plan.build()?;
+    let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
+    let mut shapes = BTreeMap::new();
+    for s in &a.shape {
+        let (n, d) = inputs::parse_shape(s)?;
+        shapes.insert(n, ShapeRange::fixed(&d));
+    }
+    let req = BuildRequest {
+        model: a.model.clone(),
+        flavour: a.candidate,
+        plan,
+        plan_label,
+        options: a.trt.options(),
+        shapes,
+        save: Some(a.save.clone()),
+        cancel: None,
+    };
+    let mut err = std::io::stderr();
+    let mut last_status = String::new();
+    let out = build_job(&req, &mut |e| {
+        if quiet {
+            return;
+        }
+        let _ = match e {
+            BuildEvent::Status(s) => {
+                if s == last_status {
+                    return;
+                }
+                last_status.clone_from(&s);
+                writeln!(err, "{s}")
+            }
+            BuildEvent::Log(l) => writeln!(err, "{l}"),
+        };
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    if a.json {
+        let _ = writeln!(stdout, "{}", out.tensor_map.to_json()?);
+    } else {
+        let _ = write!(stdout, "{}", out.tensor_map.render(120));
+    }
+    if !quiet {
+        let how = if out.cache_hit {
+            "from the engine cache".to_string()
+        } else {
+            format!("built in {:.1} s", out.meta.build_seconds)
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "{} {} engine {how}: {} (engine.plan, build.log, tensor_map.json, build.json; layers from the {})",
+            out.libraries.flavour.title(),
+            out.libraries.version,
+            out.dir.display(),
+            out.meta.layers_from
+        );
+        if let Some(why) = &out.not_runnable {
+            let _ = writeln!(std::io::stderr(), "note: this machine cannot run the engine: {why}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn doctor_cmd(a: &DoctorArgs) -> Result<ExitCode> {
+    let d = crate::trt::doctor::examine(a.trt_lib.as_deref(), a.ort_lib.as_deref());
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let s = serde_json::to_string_pretty(&d).map_err(|e| Error::usage(e.to_string()))?;
+        let _ = writeln!(out, "{s}");
+    } else {
+        let _ = write!(out, "{d}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,7 @@ pub mod session;
 pub mod store;
 pub mod sys;
 pub mod tensor;
+pub mod trt;
 pub mod tui;
 
 pub use error::{Error, Result};

@@ -5,6 +5,8 @@
 pub mod cpu_fp16;
 #[cfg(feature = "onnxruntime")]
 pub mod ort;
+#[cfg(any(feature = "tensorrt", feature = "tensorrt-rtx"))]
+pub mod tensorrt;
 #[cfg(feature = "tract")]
 pub mod tract;
 
@@ -14,7 +16,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::tensor::Tensor;
+use crate::run::Progress;
+use crate::tensor::{DType, Tensor};
 
 /// Named tensors, in a meaningful order (inputs: declaration order; outputs: topological order).
 pub type Tensors = Vec<(String, Tensor)>;
@@ -38,6 +41,14 @@ pub enum RunnerKind {
     #[value(name = "cpu-fp16")]
     #[serde(rename = "cpu-fp16")]
     CpuFp16,
+    /// Enterprise TensorRT (11.x): the plan's engine with every tensor observable, on the GPU.
+    #[value(name = "tensorrt", alias = "trt")]
+    #[serde(rename = "tensorrt")]
+    Tensorrt,
+    /// TensorRT-RTX (1.x): the plan's engine with every tensor observable, on the GPU.
+    #[value(name = "tensorrt-rtx", alias = "trt-rtx")]
+    #[serde(rename = "tensorrt-rtx")]
+    TensorrtRtx,
 }
 
 impl RunnerKind {
@@ -48,13 +59,25 @@ impl RunnerKind {
             RunnerKind::Tract => "tract",
             RunnerKind::Onnxruntime => "onnxruntime",
             RunnerKind::CpuFp16 => "cpu-fp16",
+            RunnerKind::Tensorrt => "tensorrt",
+            RunnerKind::TensorrtRtx => "tensorrt-rtx",
         }
     }
 
     /// True when the runner applies a precision plan.
     #[must_use]
     pub fn takes_plan(self) -> bool {
-        matches!(self, RunnerKind::CpuFp16)
+        matches!(self, RunnerKind::CpuFp16 | RunnerKind::Tensorrt | RunnerKind::TensorrtRtx)
+    }
+
+    /// The TensorRT flavour of a TensorRT runner.
+    #[must_use]
+    pub fn flavour(self) -> Option<crate::trt::Flavour> {
+        match self {
+            RunnerKind::Tensorrt => Some(crate::trt::Flavour::Tensorrt),
+            RunnerKind::TensorrtRtx => Some(crate::trt::Flavour::TensorrtRtx),
+            _ => None,
+        }
     }
 }
 
@@ -87,6 +110,30 @@ pub struct RunnerOptions {
     pub plan: Option<crate::precision::Plan>,
     /// How the plan is named in manifests and reports (its file, or the flags that built it).
     pub plan_label: Option<String>,
+    /// TensorRT runners: libraries, observation and precision modes, engine cache.
+    pub trt: crate::trt::TrtOptions,
+}
+
+/// A tensor a streaming runner announces before writing it: name, dtype, shape.
+pub type TensorSpec = (String, DType, Vec<usize>);
+
+/// Receives a streaming runner's tensors: the list first, then each tensor's bytes in that order.
+pub trait TensorSink {
+    /// The tensors that will follow, in order.
+    fn begin(&mut self, specs: &[TensorSpec]) -> Result<()>;
+    /// The next tensor's bytes (little-endian, row-major).
+    fn put(&mut self, name: &str, data: &[u8]) -> Result<()>;
+}
+
+/// What a streamed iteration reports (its tensors went to the sink).
+#[derive(Debug, Default)]
+pub struct StreamedRun {
+    /// The tensors written, in order.
+    pub specs: Vec<TensorSpec>,
+    /// Requested tensors that could not be captured.
+    pub not_captured: Vec<NotCaptured>,
+    /// Wall time of the inference call, seconds.
+    pub seconds: f64,
 }
 
 /// A backend that executes a model.
@@ -98,6 +145,42 @@ pub trait Runner {
     /// Run one iteration on `inputs` (every data input of the model), capturing every tensor that
     /// was requested at construction.
     fn run(&mut self, inputs: &Tensors) -> Result<RunOutput>;
+
+    /// Get ready for these iterations (a TensorRT runner builds its engine for their shapes here,
+    /// reporting progress). The default does nothing.
+    fn prepare(&mut self, iterations: &[Tensors], progress: &mut dyn FnMut(Progress)) -> Result<()> {
+        let _ = (iterations, progress);
+        Ok(())
+    }
+
+    /// True when [`Runner::run_streamed`] is the way to run it (tensors leave a device one at a time).
+    fn streams(&self) -> bool {
+        false
+    }
+
+    /// Run one iteration, handing each captured tensor to `sink` as soon as it is on the host. The
+    /// default runs [`Runner::run`] and hands its tensors over.
+    fn run_streamed(&mut self, inputs: &Tensors, sink: &mut dyn TensorSink) -> Result<StreamedRun> {
+        let out = self.run(inputs)?;
+        let specs: Vec<TensorSpec> =
+            out.tensors.iter().map(|(n, t)| (n.clone(), t.dtype(), t.shape().to_vec())).collect();
+        sink.begin(&specs)?;
+        for (n, t) in &out.tensors {
+            sink.put(n, t.bytes())?;
+        }
+        Ok(StreamedRun { specs, not_captured: out.not_captured, seconds: out.seconds })
+    }
+
+    /// What a TensorRT runner records about its engine in the run's manifest.
+    fn trt_info(&self) -> Option<crate::trt::RunInfo> {
+        None
+    }
+
+    /// After an iteration: the graph outputs of the production engine (`--observe outputs`), when the
+    /// runner also ran one beside its observable engine. Stored beside the run for `compare`.
+    fn production_outputs(&mut self) -> Option<Tensors> {
+        None
+    }
 }
 
 /// Build a runner for `model` that captures the `capture` tensors (ONNX names, topological order).
@@ -110,6 +193,14 @@ pub fn create(kind: RunnerKind, model: &Model, capture: &[String], opts: &Runner
         RunnerKind::Onnxruntime => Ok(Box::new(ort::OrtRunner::new(model, capture, opts)?)),
         #[cfg(feature = "tract")]
         RunnerKind::CpuFp16 => Ok(Box::new(cpu_fp16::CpuFp16Runner::new(model, capture, opts)?)),
+        RunnerKind::Tensorrt | RunnerKind::TensorrtRtx => {
+            let flavour = kind.flavour().ok_or_else(|| Error::runner(kind.name(), "not a TensorRT runner"))?;
+            crate::trt::require_compiled(flavour)?;
+            #[cfg(any(feature = "tensorrt", feature = "tensorrt-rtx"))]
+            return Ok(Box::new(tensorrt::TensorrtRunner::new(flavour, model, capture, opts)?));
+            #[cfg(not(any(feature = "tensorrt", feature = "tensorrt-rtx")))]
+            Err(Error::runner(kind.name(), "built without TensorRT"))
+        }
         #[allow(unreachable_patterns)]
         other => {
             Err(Error::runner(other.name(), "this build of trtlens was compiled without it (enable the cargo feature)"))
