@@ -113,9 +113,10 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
             let tw = Instant::now();
             let mut sink = StoreSink { writer: &writer, index: it, inputs: feed, open: None };
             let out = r.run_streamed(feed, &mut sink)?;
-            let (stream, mut entry) = sink.open.take().ok_or_else(|| {
-                Error::runner(r.name(), "the runner wrote no tensors (it never announced them)")
-            })?;
+            let (stream, mut entry) = sink
+                .open
+                .take()
+                .ok_or_else(|| Error::runner(r.name(), "the runner wrote no tensors (it never announced them)"))?;
             stream.finish()?;
             entry.seconds = out.seconds;
             iterations.push(entry);

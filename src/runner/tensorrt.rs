@@ -140,7 +140,10 @@ impl Runner for TensorrtRunner {
         let mut shapes: BTreeMap<String, ShapeRange> = BTreeMap::new();
         for it in iterations {
             for (name, t) in it {
-                shapes.entry(name.clone()).and_modify(|r| r.cover(t.shape())).or_insert_with(|| ShapeRange::fixed(t.shape()));
+                shapes
+                    .entry(name.clone())
+                    .and_modify(|r| r.cover(t.shape()))
+                    .or_insert_with(|| ShapeRange::fixed(t.shape()));
             }
         }
         let observe = self.opts.trt.observe;

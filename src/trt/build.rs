@@ -156,7 +156,11 @@ pub fn target(flavour: Flavour) -> Result<Target> {
                         Some(g) => format!("the engine was built for sm_{sm} (TRTLENS_RTX_TARGET_SM), not {}", g.name),
                         None => "no NVIDIA GPU was found (the engine was built without one)".to_string(),
                     };
-                    Ok(Target { label: format!("no usable GPU, built for sm_{sm}"), target_sm: Some(sm), not_runnable: Some(why) })
+                    Ok(Target {
+                        label: format!("no usable GPU, built for sm_{sm}"),
+                        target_sm: Some(sm),
+                        not_runnable: Some(why),
+                    })
                 }
             }
         }
@@ -224,9 +228,18 @@ pub fn build_job(req: &BuildRequest, progress: &mut dyn FnMut(BuildEvent)) -> Re
     progress(BuildEvent::Status("finding TensorRT".into()));
     let libs = super::discover::find(req.flavour, req.options.lib_dir.as_deref())?;
     let target = target(req.flavour)?;
+    let planted = planted_mismatch();
     let parts = KeyParts {
         model_sha256: model.sha256.clone(),
-        plan_sha256: req.plan.as_ref().map(|p| crate::model::sha256_hex(p.to_toml().as_bytes())),
+        plan_sha256: Some({
+            // The effective plan (all FP16 when none was given) and its label (kept in the tensor map).
+            let text = format!("{}\n# label: {:?}", plan.to_toml(), req.plan_label);
+            let h = crate::model::sha256_hex(text.as_bytes());
+            match &planted {
+                Some(n) => format!("{h}+planted:{n}"),
+                None => h,
+            }
+        }),
         flavour: req.flavour,
         version: libs.version.to_string(),
         observe: req.options.observe,
@@ -260,7 +273,10 @@ pub fn build_job(req: &BuildRequest, progress: &mut dyn FnMut(BuildEvent)) -> Re
 
     progress(BuildEvent::Status("converting the model with the plan".into()));
     let converted = crate::precision::convert(&model, &plan)?;
-    let onnx = prost::Message::encode_to_vec(&converted.proto);
+    let onnx = match &planted {
+        Some(node) => plant_mismatch(&model, &plan, &converted.report, node)?,
+        None => prost::Message::encode_to_vec(&converted.proto),
+    };
     let tmp = tempfile::Builder::new()
         .prefix("trtlens-build-")
         .tempdir()
@@ -268,7 +284,8 @@ pub fn build_job(req: &BuildRequest, progress: &mut dyn FnMut(BuildEvent)) -> Re
     let t0 = Instant::now();
     let timing_file = cache.timing_file(req.flavour, &libs.version.to_string(), &target.label);
     let timing = if req.options.no_cache { None } else { std::fs::read(&timing_file).ok() };
-    let built = build_engine(req, &libs, &model, &converted.report, &onnx, &shapes, &target, timing.as_deref(), progress)?;
+    let built =
+        build_engine(req, &libs, &model, &converted.report, &onnx, &shapes, &target, timing.as_deref(), progress)?;
     let build_seconds = t0.elapsed().as_secs_f64();
     if !req.options.no_cache
         && let Some(t) = &built.timing_cache
@@ -307,6 +324,31 @@ pub fn build_job(req: &BuildRequest, progress: &mut dyn FnMut(BuildEvent)) -> Re
         not_runnable: target.not_runnable,
         _tmp: keep,
     })
+}
+
+/// Debug builds only: `TRTLENS_TEST_PLANT_MISMATCH=NODE` builds the engine with NODE in the other
+/// precision than the plan gives it, while the tensor map still checks against the plan, so tests
+/// can see a precision mismatch reported end to end. Release builds ignore the variable.
+fn planted_mismatch() -> Option<String> {
+    if cfg!(debug_assertions) {
+        std::env::var("TRTLENS_TEST_PLANT_MISMATCH").ok().filter(|v| !v.is_empty())
+    } else {
+        None
+    }
+}
+
+/// The rewritten model with `node` flipped to the other precision (see [`planted_mismatch`]).
+fn plant_mismatch(model: &Model, plan: &Plan, report: &crate::precision::ConvertReport, node: &str) -> Result<Vec<u8>> {
+    use crate::precision::{Override, Reason, Selector};
+    let flipped = if report.nodes_fp16.iter().any(|n| n == node) { Precision::Fp32 } else { Precision::Fp16 };
+    let mut p = plan.clone();
+    p.overrides.push(Override {
+        selector: Selector::Node(node.to_string()),
+        precision: flipped,
+        reason: Reason::User,
+        note: None,
+    });
+    Ok(prost::Message::encode_to_vec(&crate::precision::convert(model, &p)?.proto))
 }
 
 fn short(key: &str) -> &str {
@@ -420,9 +462,11 @@ fn build_engine(
     let dynamic: Vec<(String, ShapeRange)> = shapes
         .iter()
         .filter(|(name, _)| {
-            model.graph.tensor(name).and_then(|t| t.ty.shape.as_ref()).is_none_or(|dims| {
-                dims.iter().any(|d| !matches!(d, crate::model::graph::Dim::Fixed(v) if *v >= 0))
-            })
+            model
+                .graph
+                .tensor(name)
+                .and_then(|t| t.ty.shape.as_ref())
+                .is_none_or(|dims| dims.iter().any(|d| !matches!(d, crate::model::graph::Dim::Fixed(v) if *v >= 0)))
         })
         .map(|(n, r)| (n.clone(), r.clone()))
         .collect();

@@ -3,7 +3,7 @@
 //! (flavour, version, GPU) so that new builds reuse kernel timings.
 //!
 //! The key is the sha256 of everything that changes an engine: the model's sha256, the plan's
-//! sha256 (its TOML), the flavour and library version, the observation and precision modes, the
+//! sha256 (its TOML, and the label the tensor map carries), the flavour and library version, the observation and precision modes, the
 //! input shapes (the optimization profile), the GPU (or the compute capability targeted without
 //! one) and trtlens' own version. Layout:
 //!
@@ -82,7 +82,7 @@ impl ShapeRange {
 pub struct KeyParts {
     /// sha256 of the model file.
     pub model_sha256: String,
-    /// sha256 of the plan's TOML (`None`: no plan, all FP16).
+    /// sha256 of the effective plan's TOML and its label.
     pub plan_sha256: Option<String>,
     /// Flavour.
     pub flavour: Flavour,
@@ -251,7 +251,8 @@ mod tests {
         let e = cache.store("k", &build)?;
         assert_eq!(cache.lookup("k"), Some(e.clone()));
         assert_eq!(cache.store("k", &build)?, e, "storing twice keeps the first entry");
-        let leftovers = fs::read_dir(tmp.path().join("cache/engines")).map_err(|e| Error::store("tmp", e.to_string()))?;
+        let leftovers =
+            fs::read_dir(tmp.path().join("cache/engines")).map_err(|e| Error::store("tmp", e.to_string()))?;
         assert_eq!(leftovers.count(), 1, "no partial directories left");
         Ok(())
     }

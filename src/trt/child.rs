@@ -10,7 +10,6 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -43,86 +42,122 @@ pub fn describe_exit(status: ExitStatus) -> String {
     }
 }
 
-/// Run `exe` with `args` (a `build` command line), forwarding each stderr line to `on_line`. Returns
-/// when the child exits 0. A child that reports an error (`error: ...`, exit 2) gives that error
-/// with its kind; a child that dies gives [`Error::WorkerDied`] with the signal and the log tail;
-/// setting `cancel` kills the child and gives [`Error::Cancelled`].
-pub fn run_build(
-    exe: &Path,
-    args: &[OsString],
-    cancel: Option<&AtomicBool>,
-    on_line: &mut dyn FnMut(&str),
-) -> Result<()> {
-    let mut child = Command::new(exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .env("NO_COLOR", "1")
-        .spawn()
-        .map_err(|e| Error::runner("build", format!("cannot start {}: {e}", exe.display())))?;
-    let stderr = child.stderr.take();
-    let lines: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        if let Some(err) = stderr {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
+/// A build running in a child process.
+pub struct BuildChild {
+    child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<String>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The command line of a `trtlens build` child: `exe build ARGS...` (stdout discarded, stderr read).
+#[must_use]
+pub fn build_command(exe: &Path, args: &[OsString]) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.arg("build").args(args);
+    cmd
+}
+
+impl BuildChild {
+    /// Start `cmd` (usually from [`build_command`]; the caller may add environment variables).
+    pub fn spawn(mut cmd: Command) -> Result<BuildChild> {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env("NO_COLOR", "1")
+            .spawn()
+            .map_err(|e| Error::runner("build", format!("cannot start {program}: {e}")))?;
+        let stderr = child.stderr.take();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            if let Some(err) = stderr {
+                for line in BufReader::new(err).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
                 }
             }
-        }
-    });
-    let mut cancelled = false;
-    let status = loop {
-        while let Ok(line) = rx.try_recv() {
+        });
+        Ok(BuildChild { child, rx, reader: Some(reader) })
+    }
+
+    /// The child's process id.
+    #[must_use]
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for the child, forwarding each stderr line to `on_line`. Ok when it exits 0; a child that
+    /// reports an error (`error: ...`, exit 2) gives that error (kind `runner`) with its log as
+    /// details; a child that dies gives [`Error::WorkerDied`] naming the signal, with the last log
+    /// lines; setting `cancel` kills the child and gives [`Error::Cancelled`].
+    pub fn wait(mut self, cancel: Option<&AtomicBool>, on_line: &mut dyn FnMut(&str)) -> Result<()> {
+        let mut tail: Vec<String> = Vec::new();
+        let mut keep = |line: String, tail: &mut Vec<String>| {
             on_line(&line);
-            if let Ok(mut l) = lines.lock() {
-                l.push(line);
-                let n = l.len();
-                if n > TAIL * 4 {
-                    l.drain(..n - TAIL);
-                }
+            tail.push(line);
+            if tail.len() > TAIL * 4 {
+                tail.drain(..tail.len() - TAIL);
             }
+        };
+        let mut cancelled = false;
+        let status = loop {
+            while let Ok(line) = self.rx.try_recv() {
+                keep(line, &mut tail);
+            }
+            if !cancelled && cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+                cancelled = true;
+                let _ = self.child.kill();
+            }
+            match self.child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Err(e) => return Err(Error::runner("build", format!("cannot wait for the build process: {e}"))),
+            }
+        };
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
         }
-        if !cancelled && cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
-            cancelled = true;
-            let _ = child.kill();
+        while let Ok(line) = self.rx.try_recv() {
+            keep(line, &mut tail);
         }
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            Err(e) => return Err(Error::runner("build", format!("cannot wait for the build process: {e}"))),
+        let tail = tail[tail.len().saturating_sub(TAIL)..].to_vec();
+        if cancelled {
+            return Err(Error::Cancelled("the build was cancelled".into()));
         }
-    };
-    let _ = reader.join();
-    for line in rx.try_iter() {
-        on_line(&line);
-        if let Ok(mut l) = lines.lock() {
-            l.push(line);
+        if status.success() {
+            return Ok(());
+        }
+        // A reported error: the child's own one-line message, with its log as details.
+        if status.code() == Some(2)
+            && let Some(msg) = tail.iter().rev().find_map(|l| l.strip_prefix("error: "))
+        {
+            return Err(Error::Remote {
+                kind: ErrorKind::Runner,
+                message: msg.to_string(),
+                details: Some(tail.join("\n")),
+            });
+        }
+        let last: Vec<&str> = tail.iter().rev().take(3).rev().map(String::as_str).collect();
+        Err(Error::WorkerDied {
+            msg: format!(
+                "the TensorRT build process ended with {}{}",
+                describe_exit(status),
+                if last.is_empty() { String::new() } else { format!("; last log lines: {}", last.join(" | ")) }
+            ),
+            details: Some(tail.join("\n")),
+        })
+    }
+}
+
+impl Drop for BuildChild {
+    fn drop(&mut self) {
+        // A build nobody waits for must not keep running.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
-    let tail: Vec<String> = lines.lock().map(|l| l[l.len().saturating_sub(TAIL)..].to_vec()).unwrap_or_default();
-    if cancelled {
-        return Err(Error::Cancelled("the build was cancelled".into()));
-    }
-    if status.success() {
-        return Ok(());
-    }
-    // A reported error: the child's own one-line message, with its details when it printed them.
-    if let Some(msg) = tail.iter().rev().find_map(|l| l.strip_prefix("error: ")) {
-        if status.code() == Some(2) {
-            return Err(Error::Remote { kind: ErrorKind::Runner, message: msg.to_string(), details: Some(tail.join("\n")) });
-        }
-    }
-    let last: Vec<&str> = tail.iter().rev().take(3).rev().map(String::as_str).collect();
-    Err(Error::WorkerDied {
-        msg: format!(
-            "the TensorRT build process ended with {}{}",
-            describe_exit(status),
-            if last.is_empty() { String::new() } else { format!("; last log lines: {}", last.join(" | ")) }
-        ),
-        details: Some(tail.join("\n")),
-    })
 }

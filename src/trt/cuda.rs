@@ -160,7 +160,8 @@ pub fn round_trip(
     let err = |m: String| crate::error::Error::runner("cuda", m);
     let specs: Vec<crate::runner::TensorSpec> =
         tensors.iter().map(|(n, t)| (n.clone(), t.dtype(), t.shape().to_vec())).collect();
-    let buffers: Vec<Buffer> = tensors.iter().map(|(_, t)| device.upload(t.bytes())).collect::<Result<_, _>>().map_err(err)?;
+    let buffers: Vec<Buffer> =
+        tensors.iter().map(|(_, t)| device.upload(t.bytes())).collect::<Result<_, _>>().map_err(err)?;
     sink.begin(&specs)?;
     let mut host = Vec::new();
     for ((name, _), b) in tensors.iter().zip(&buffers) {

@@ -289,8 +289,13 @@ mod tests {
     #[test]
     fn prefers_the_compiled_major_then_the_highest_version() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
-        for f in ["libnvinfer.so", "libnvinfer.so.10", "libnvinfer.so.10.16.0", "libnvinfer.so.11.4.0", "libnvinfer_lean.so.11"]
-        {
+        for f in [
+            "libnvinfer.so",
+            "libnvinfer.so.10",
+            "libnvinfer.so.10.16.0",
+            "libnvinfer.so.11.4.0",
+            "libnvinfer_lean.so.11",
+        ] {
             std::fs::write(dir.path().join(f), b"")?;
         }
         let name = |p: Option<PathBuf>| p.and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()));

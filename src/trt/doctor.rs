@@ -225,9 +225,15 @@ fn flavour_status(flavour: Flavour, trt_lib: Option<&Path>, gpus: &[Gpu]) -> Fla
                 (Some(m), _) => Ability { ok: false, why: m.clone() },
                 (None, Flavour::Tensorrt) => Ability {
                     ok: g.sm() >= 75,
-                    why: if g.sm() >= 75 { "yes".into() } else { "TensorRT 11 needs compute capability 7.5 or newer".into() },
+                    why: if g.sm() >= 75 {
+                        "yes".into()
+                    } else {
+                        "TensorRT 11 needs compute capability 7.5 or newer".into()
+                    },
                 },
-                (None, Flavour::TensorrtRtx) if RTX_SUPPORTED_SM.contains(&g.sm()) => Ability { ok: true, why: "yes".into() },
+                (None, Flavour::TensorrtRtx) if RTX_SUPPORTED_SM.contains(&g.sm()) => {
+                    Ability { ok: true, why: "yes".into() }
+                }
                 (None, Flavour::TensorrtRtx) => Ability {
                     ok: false,
                     why: format!(
@@ -348,7 +354,12 @@ impl std::fmt::Display for Doctor {
                 let _ = writeln!(out, "  run: no (no GPU)");
             }
             for (i, a) in &s.run {
-                let _ = writeln!(out, "  run on GPU {i}: {}{}", yes(a), if a.ok { String::new() } else { format!(" ({})", a.why) });
+                let _ = writeln!(
+                    out,
+                    "  run on GPU {i}: {}{}",
+                    yes(a),
+                    if a.ok { String::new() } else { format!(" ({})", a.why) }
+                );
             }
             if let Some(n) = &s.not_compiled {
                 let _ = writeln!(out, "  to use it: {n}");

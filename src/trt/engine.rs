@@ -2,6 +2,10 @@
 //! thread turns TensorRT's progress into status lines (or elapsed time) for the caller; running an
 //! engine copies the inputs to the GPU once, binds every engine tensor, enqueues, and copies the
 //! outputs back one at a time into the caller's sink.
+//!
+//! Binding device addresses to an engine and enqueueing it are FFI contracts (memory that must stay
+//! alive until the stream is synchronised), hence the `unsafe` blocks here, each with its reason.
+#![allow(unsafe_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -63,23 +67,20 @@ pub(crate) fn build(
             let spec = spec;
             ffi::build(&spec)
         });
-        let mut steps: HashMap<String, i32> = HashMap::new();
+        // (steps, top-level) per phase.
+        let mut phases: HashMap<String, (i32, bool)> = HashMap::new();
         let mut last = Instant::now();
         loop {
             match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(Event::PhaseStart(name, n)) => {
-                    steps.insert(name, n);
+                Ok(Event::PhaseStart(name, parent, n)) => {
+                    phases.insert(name, (n, parent.is_empty()));
                 }
                 Ok(Event::Step(name, k)) => {
-                    let n = steps.get(&name).copied().unwrap_or(0);
-                    let what = phase_words(&name);
-                    let line = if n > 0 {
-                        format!("building engine: {what} {}/{n}", k + 1)
-                    } else {
-                        format!("building engine: {what} {}", k + 1)
-                    };
-                    progress(BuildEvent::Status(line));
-                    last = Instant::now();
+                    let (n, top) = phases.get(&name).copied().unwrap_or((0, false));
+                    if let Some(line) = step_line(&name, k, n, top, last.elapsed()) {
+                        progress(BuildEvent::Status(line));
+                        last = Instant::now();
+                    }
                 }
                 Ok(Event::Log(sev, msg)) => progress(BuildEvent::Log(format!("[{}] {msg}", sev.tag()))),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -107,13 +108,20 @@ pub(crate) fn build(
     }
 }
 
-/// TensorRT's phase names made readable (`Building engine` stays, `LayerCompilation` → `layer`).
-fn phase_words(name: &str) -> String {
+/// The status line for step `k` of phase `name` (`n` steps): every step of the per-layer phase
+/// (`building engine: layer 3/12`, TensorRT's "Timing graph nodes") and of the top-level phase,
+/// other phases at most once a second.
+fn step_line(name: &str, k: i32, n: i32, top: bool, since_last: Duration) -> Option<String> {
     let lower = name.to_ascii_lowercase();
-    if lower.contains("layer") {
-        "layer".to_string()
+    let count = if n > 0 { format!("{}/{n}", k + 1) } else { format!("{}", k + 1) };
+    if lower.contains("graph nodes") || lower.contains("layer") {
+        Some(format!("building engine: layer {count}"))
+    } else if top {
+        Some(format!("building engine: step {count}"))
+    } else if since_last >= Duration::from_secs(1) {
+        Some(format!("building engine: {lower} {count}"))
     } else {
-        lower
+        None
     }
 }
 
@@ -200,7 +208,8 @@ impl Executor {
         let mut keep = Vec::new();
         // Inputs: copied once, shapes set for dynamic dimensions.
         for (name, _, dt, dims) in self.io.iter().filter(|t| t.1) {
-            let t = crate::runner::find(inputs, name).ok_or_else(|| err(format!("no value for engine input '{name}'")))?;
+            let t =
+                crate::runner::find(inputs, name).ok_or_else(|| err(format!("no value for engine input '{name}'")))?;
             let want_dt = dtype_of(*dt).ok_or_else(|| err(format!("engine input '{name}' has type {dt:?}")))?;
             if t.dtype() != want_dt {
                 return Err(err(format!(
@@ -232,7 +241,8 @@ impl Executor {
                 // SAFETY: never read; sized for nothing because TensorRT needs an address for every output.
                 unsafe { ctx.set_address(name, self.device.address(&b)) }.map_err(err)?;
                 keep.push(b);
-                unstorable.insert(name.as_str(), format!("the engine computes it as {dt:?}, which trtlens cannot store"));
+                unstorable
+                    .insert(name.as_str(), format!("the engine computes it as {dt:?}, which trtlens cannot store"));
                 continue;
             };
             let b = self.device.alloc(crate::tensor::numel(&shape) * dtype.size()).map_err(err)?;
@@ -274,7 +284,8 @@ impl Executor {
         self.device.sync().map_err(err)?;
         let seconds = t0.elapsed().as_secs_f64();
         drop(listener);
-        let debug_tensors = std::mem::take(&mut *debug_tensors.lock().map_err(|_| err("debug tensors poisoned".into()))?);
+        let debug_tensors =
+            std::mem::take(&mut *debug_tensors.lock().map_err(|_| err("debug tensors poisoned".into()))?);
         // Stream the wanted tensors out, one at a time.
         let mut specs: Vec<TensorSpec> = Vec::new();
         let mut sources: Vec<(&str, Option<usize>)> = Vec::new();

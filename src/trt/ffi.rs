@@ -82,8 +82,8 @@ impl Severity {
 pub(crate) enum Event {
     /// A log line (warnings and errors only; everything is kept in the log text).
     Log(Severity, String),
-    /// A build phase started with this many steps.
-    PhaseStart(String, i32),
+    /// A build phase started (name, parent phase or empty, number of steps).
+    PhaseStart(String, String, i32),
     /// A step of a phase finished.
     Step(String, i32),
 }
@@ -188,7 +188,8 @@ fn symbol<T: Copy>(lib: &Path, name: &str) -> Result<T, String> {
 
 type CreateBuilder = unsafe extern "C" fn(*mut c_void, i32) -> *mut nvinfer1::IBuilder;
 type CreateRuntime = unsafe extern "C" fn(*mut c_void, i32) -> *mut nvinfer1::IRuntime;
-type CreateParser = unsafe extern "C" fn(*mut nvinfer1::INetworkDefinition, *mut c_void, i32) -> *mut nvonnxparser::IParser;
+type CreateParser =
+    unsafe extern "C" fn(*mut nvinfer1::INetworkDefinition, *mut c_void, i32) -> *mut nvonnxparser::IParser;
 
 /// Refuse a library whose major version is not the headers': the interfaces are C++ vtables that
 /// change between majors (TensorRT 11 removed methods that 10 has in the middle of `ILayer`).
@@ -278,11 +279,11 @@ struct Monitor<'a> {
     events: Mutex<Sender<Event>>,
 }
 
-unsafe extern "system" fn phase_start(user: *mut c_void, name: *const c_char, _parent: *const c_char, steps: i32) {
+unsafe extern "system" fn phase_start(user: *mut c_void, name: *const c_char, parent: *const c_char, steps: i32) {
     // SAFETY: `user` is the `Monitor` that outlives the build (see `build`).
     let m = unsafe { &*(user as *const Monitor<'_>) };
     if let Ok(tx) = m.events.lock() {
-        let _ = tx.send(Event::PhaseStart(cstr(name), steps));
+        let _ = tx.send(Event::PhaseStart(cstr(name), cstr(parent), steps));
     }
 }
 
@@ -330,9 +331,8 @@ pub(crate) fn build(spec: &BuildSpec<'_>) -> Result<Built, Failure> {
         symbol(&spec.libs.parser, "createNvOnnxParser_INTERNAL").map_err(|m| fail(&logger, m))?;
     // SAFETY: the factories take the logger interface and the header version; the logger outlives
     // the builder (dropped last in this function).
-    let mut builder: UniquePtr<nvinfer1::IBuilder> = unsafe {
-        UniquePtr::from_raw(create_builder(logger.interface(), trtx_sys::get_tensorrt_version() as i32))
-    };
+    let mut builder: UniquePtr<nvinfer1::IBuilder> =
+        unsafe { UniquePtr::from_raw(create_builder(logger.interface(), trtx_sys::get_tensorrt_version() as i32)) };
     if builder.is_null() {
         return Err(fail(&logger, "TensorRT could not create a builder".into()));
     }
@@ -467,8 +467,8 @@ pub(crate) fn build(spec: &BuildSpec<'_>) -> Result<Built, Failure> {
         // SAFETY: live config and monitor.
         unsafe { config.pin_mut().setProgressMonitor(pm) };
     }
-    // SAFETY: the three objects are alive; this thread is their only user.
-    let host = unsafe { builder.pin_mut().buildSerializedNetwork(network.pin_mut(), config.pin_mut()) };
+    // The three objects are alive; this thread is their only user.
+    let host = builder.pin_mut().buildSerializedNetwork(network.pin_mut(), config.pin_mut());
     if !pm.is_null() {
         // SAFETY: detach, then destroy the monitor created above.
         unsafe {
@@ -655,7 +655,8 @@ impl Engine {
 
     /// An execution context.
     pub(crate) fn context(&mut self) -> Result<Context<'_>, String> {
-        let ctx = self.engine.pin_mut().createExecutionContext(trtx_sys::ExecutionContextAllocationStrategy::kSTATIC.into());
+        let ctx =
+            self.engine.pin_mut().createExecutionContext(trtx_sys::ExecutionContextAllocationStrategy::kSTATIC.into());
         // SAFETY: the context borrows the engine (lifetime `'_`) and is deleted by its UniquePtr.
         let ctx: UniquePtr<nvinfer1::IExecutionContext> = unsafe { UniquePtr::from_raw(ctx) };
         if ctx.is_null() {

@@ -387,7 +387,10 @@ pub fn from_inspector_json(json: &str) -> Result<EngineInfo, String> {
         Some(LayerTensor { name, dtype })
     };
     let list = |l: &serde_json::Value, key: &str| -> Vec<LayerTensor> {
-        l.get(key).and_then(serde_json::Value::as_array).map(|a| a.iter().filter_map(tensor).collect()).unwrap_or_default()
+        l.get(key)
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(tensor).collect())
+            .unwrap_or_default()
     };
     let mut info = EngineInfo::default();
     for l in layers {
@@ -458,7 +461,9 @@ Engine Metadata:
 
     #[test]
     fn names_with_separators_and_brackets_survive() {
-        let r = parse_record("Name: a, b [c] (d, e), LayerType: kgen, Outputs: [ { Name: t(x)[0], Datatype: Half }], Metadata: [ONNX Layer: n[0]][ONNX Layer: m]");
+        let r = parse_record(
+            "Name: a, b [c] (d, e), LayerType: kgen, Outputs: [ { Name: t(x)[0], Datatype: Half }], Metadata: [ONNX Layer: n[0]][ONNX Layer: m]",
+        );
         assert_eq!(get(&r, "Name").and_then(Value::text), Some("a, b [c] (d, e)"));
         let outputs = tensors(get(&r, "Outputs"), "Datatype");
         assert_eq!((outputs[0].name.as_str(), outputs[0].dtype.as_deref()), ("t(x)[0]", Some("float16")));

@@ -141,13 +141,21 @@ pub fn build(inp: &MapInputs<'_>) -> TensorMap {
     let net: HashMap<&str, &NetworkTensor> = inp.network.iter().map(|t| (t.name.as_str(), t)).collect();
     let io_outputs: Option<Vec<&str>> = (!inp.engine.io.is_empty())
         .then(|| inp.engine.io.iter().filter(|t| t.mode == "output").map(|t| t.name.as_str()).collect());
-    let in_layers = |name: &str| {
-        inp.engine.layers.iter().any(|l| l.outputs.iter().chain(&l.inputs).any(|t| t.name == name))
-    };
+    let in_layers =
+        |name: &str| inp.engine.layers.iter().any(|l| l.outputs.iter().chain(&l.inputs).any(|t| t.name == name));
     let home = |onnx: &str| -> String {
-        if inp.rewritten { inp.convert.tensors.get(onnx).map_or_else(|| onnx.to_string(), |h| h.name.clone()) } else { onnx.to_string() }
+        if inp.rewritten {
+            inp.convert.tensors.get(onnx).map_or_else(|| onnx.to_string(), |h| h.name.clone())
+        } else {
+            onnx.to_string()
+        }
     };
-    let unmapped = |onnx: &str, reason: String| MappedTensor { onnx: onnx.into(), engine: None, dtype: None, reason: Some(reason) };
+    let unmapped = |onnx: &str, reason: String| MappedTensor {
+        onnx: onnx.into(),
+        engine: None,
+        dtype: None,
+        reason: Some(reason),
+    };
     let mut tensors = Vec::new();
     for onnx in inp.model.graph.captured() {
         let h = home(onnx);
@@ -166,7 +174,11 @@ pub fn build(inp: &MapInputs<'_>) -> TensorMap {
         let observable = match inp.observe {
             Observe::All | Observe::Outputs => {
                 if !t.output {
-                    Err(if inp.observe == Observe::Outputs { REASON_OUTPUTS_ONLY.to_string() } else { REASON_NOT_KEPT.to_string() })
+                    Err(if inp.observe == Observe::Outputs {
+                        REASON_OUTPUTS_ONLY.to_string()
+                    } else {
+                        REASON_NOT_KEPT.to_string()
+                    })
                 } else if io_outputs.as_ref().is_some_and(|io| !io.contains(&h.as_str())) {
                     Err(REASON_NOT_KEPT.to_string())
                 } else {
@@ -180,7 +192,9 @@ pub fn build(inp: &MapInputs<'_>) -> TensorMap {
                     let node = inp.model.graph.producer(onnx).map(crate::model::graph::Node::display_name);
                     let layer = node.as_deref().and_then(|n| inp.engine.layers_of_node(n).next());
                     Err(match layer {
-                        Some(l) => format!("fused inside engine layer {}: not a debug tensor (use --observe all)", l.name),
+                        Some(l) => {
+                            format!("fused inside engine layer {}: not a debug tensor (use --observe all)", l.name)
+                        }
                         None => "fused: not a debug tensor (use --observe all)".to_string(),
                     })
                 }
@@ -355,4 +369,145 @@ fn clip(s: &str, n: usize) -> String {
     let mut c: String = s.chars().take(n.saturating_sub(1)).collect();
     c.push('…');
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::precision::{Plan, Precision};
+    use crate::trt::layers::{EngineLayer, IoTensor, LayerTensor};
+
+    fn model(name: &str) -> Model {
+        let s = crate::samples::find(name).expect("sample exists");
+        let bytes = prost::Message::encode_to_vec(&(s.build)());
+        Model::from_bytes(std::path::Path::new("sample.onnx"), &bytes).expect("sample loads")
+    }
+
+    fn net(name: &str, dtype: &str) -> NetworkTensor {
+        NetworkTensor {
+            name: name.into(),
+            dtype: Some(dtype.into()),
+            shape_tensor: false,
+            constant: false,
+            input: false,
+            output: true,
+            debug: false,
+        }
+    }
+
+    /// An engine that marked every home, in one fused layer covering every node.
+    fn setup(m: &Model, plan: &Plan) -> (ConvertReport, Vec<NetworkTensor>, EngineInfo) {
+        let report = crate::precision::convert(m, plan).expect("converts").report;
+        let homes: Vec<(String, String)> = m
+            .graph
+            .captured()
+            .into_iter()
+            .map(|t| {
+                let h = &report.tensors[t];
+                (h.name.clone(), if h.is_fp16() { "float16".to_string() } else { "float32".to_string() })
+            })
+            .collect();
+        let network: Vec<NetworkTensor> = homes.iter().map(|(n, d)| net(n, d)).collect();
+        let layer = EngineLayer {
+            name: "fused".into(),
+            layer_type: "kgen".into(),
+            onnx_nodes: m.graph.nodes.iter().map(crate::model::graph::Node::display_name).collect(),
+            inputs: vec![],
+            outputs: homes.iter().map(|(n, d)| LayerTensor { name: n.clone(), dtype: Some(d.clone()) }).collect(),
+        };
+        let io = homes
+            .iter()
+            .map(|(n, d)| IoTensor { name: n.clone(), mode: "output".into(), dtype: Some(d.clone()) })
+            .collect();
+        (report, network, EngineInfo { layers: vec![layer], io })
+    }
+
+    fn inputs<'a>(
+        m: &'a Model,
+        report: &'a ConvertReport,
+        network: &'a [NetworkTensor],
+        engine: &'a EngineInfo,
+        observe: Observe,
+    ) -> MapInputs<'a> {
+        MapInputs {
+            model: m,
+            convert: report,
+            rewritten: true,
+            network,
+            engine,
+            observe,
+            precision_mode: PrecisionMode::Strict,
+            trt: TrtInfo { flavour: Flavour::TensorrtRtx, version: "1.7.1.116".into() },
+            plan: Some("fp16".into()),
+        }
+    }
+
+    #[test]
+    fn every_tensor_is_mapped_or_has_a_reason() {
+        let m = model("layernorm_overflow");
+        let (report, mut network, engine) = setup(&m, &Plan::uniform(Precision::Fp16));
+        let captured = m.graph.captured();
+        // One tensor folded away by the parser, one shape tensor.
+        let folded = captured[1].to_string();
+        let shape = captured[2].to_string();
+        let home = |t: &str| report.tensors[t].name.clone();
+        network.retain(|t| t.name != home(&folded));
+        if let Some(t) = network.iter_mut().find(|t| t.name == home(&shape)) {
+            t.shape_tensor = true;
+        }
+        let map = build(&inputs(&m, &report, &network, &engine, Observe::All));
+        assert_eq!(map.tensors.len(), captured.len() + crate::run::excluded_list(&m).len());
+        for t in &map.tensors {
+            assert!(t.engine.is_some() != t.reason.is_some(), "{t:?}");
+        }
+        assert_eq!(map.mapped(), captured.len() - 2);
+        assert!(map.tensor(&folded).and_then(|t| t.reason.as_deref()).is_some_and(|r| r.contains("folded")));
+        assert!(map.tensor(&shape).and_then(|t| t.reason.as_deref()).is_some_and(|r| r.contains("shape tensor")));
+        // The graph output is read from its FP16 home.
+        let out = &m.graph.outputs[0];
+        assert_eq!(map.tensor(out).and_then(|t| t.engine.clone()), Some(home(out)));
+        assert!(map.precision_mismatches.is_empty());
+        assert!(map.render(100).ends_with(&format!("mapped {}/{} tensors\n", map.mapped(), map.tensors.len())));
+        let json: TensorMap = serde_json::from_str(&map.to_json().expect("json")).expect("reads back");
+        assert_eq!(json, map);
+    }
+
+    #[test]
+    fn outputs_mode_maps_graph_outputs_only() {
+        let m = model("mlp_overflow");
+        let (report, mut network, engine) = setup(&m, &Plan::uniform(Precision::Fp16));
+        let outputs: Vec<String> = m.graph.outputs.iter().map(|o| report.tensors[o].name.clone()).collect();
+        for t in &mut network {
+            t.output = outputs.contains(&t.name);
+        }
+        let map = build(&inputs(&m, &report, &network, &engine, Observe::Outputs));
+        assert_eq!(map.mapped(), m.graph.outputs.len());
+        assert!(
+            map.tensors.iter().filter(|t| t.engine.is_none()).all(|t| t
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("--observe outputs") || r.contains("Constant")))
+        );
+    }
+
+    #[test]
+    fn a_node_computed_in_the_other_precision_is_a_mismatch() {
+        let m = model("layernorm_overflow");
+        let (report, network, mut engine) = setup(&m, &Plan::uniform(Precision::Fp16));
+        // The engine computes ln/square/Pow in FP32 although the plan says FP16...
+        let pow = m.graph.nodes.iter().find(|n| n.display_name() == "ln/square/Pow").expect("node");
+        let out = report.tensors[&pow.outputs[0]].name.clone();
+        for t in &mut engine.layers[0].outputs {
+            if t.name == out {
+                t.dtype = Some("float32".into());
+            }
+        }
+        engine.io.retain(|t| t.name != out);
+        let map = build(&inputs(&m, &report, &network, &engine, Observe::All));
+        assert_eq!(
+            map.precision_mismatches,
+            [PrecisionMismatch { onnx_node: "ln/square/Pow".into(), plan: "fp16".into(), engine: "fp32".into() }]
+        );
+        assert!(map.render(200).contains("ln/square/Pow: plan fp16, engine fp32"));
+    }
 }
