@@ -137,7 +137,7 @@ impl Job {
                     Ok(s) => JobEvent::Failed(format!(
                         "{} failed ({}): {}",
                         sp.label,
-                        s.code().map_or_else(|| "killed".to_string(), |c| format!("exit {c}")),
+                        crate::trt::child::describe_exit(s),
                         tail.iter().rev().take(3).rev().cloned().collect::<Vec<_>>().join(" | ")
                     )),
                     Err(()) => JobEvent::Failed(format!("{}: cannot wait for the child process", sp.label)),

@@ -171,40 +171,36 @@ pub fn build(inp: &MapInputs<'_>) -> TensorMap {
             tensors.push(unmapped(onnx, REASON_CONSTANT_LAYER.into()));
             continue;
         }
-        let observable = match inp.observe {
-            Observe::All | Observe::Outputs => {
-                if !t.output {
-                    Err(if inp.observe == Observe::Outputs {
-                        REASON_OUTPUTS_ONLY.to_string()
-                    } else {
-                        REASON_NOT_KEPT.to_string()
-                    })
-                } else if io_outputs.as_ref().is_some_and(|io| !io.contains(&h.as_str())) {
-                    Err(REASON_NOT_KEPT.to_string())
-                } else {
-                    Ok(())
-                }
-            }
-            Observe::Debug => {
-                if t.output || in_layers(&h) {
-                    Ok(())
-                } else {
-                    let node = inp.model.graph.producer(onnx).map(crate::model::graph::Node::display_name);
-                    let layer = node.as_deref().and_then(|n| inp.engine.layers_of_node(n).next());
-                    Err(match layer {
-                        Some(l) => {
-                            format!("fused inside engine layer {}: not a debug tensor (use --observe all)", l.name)
-                        }
-                        None => "fused: not a debug tensor (use --observe all)".to_string(),
-                    })
-                }
+        // A graph output computed in FP16 is held by `NAME__fp16` (its home) and cast back to the FP32
+        // graph output `NAME`: the same values. In `outputs` mode only `NAME` is an engine output.
+        let kept = |name: &str| {
+            net.get(name).is_some_and(|t| t.output) && io_outputs.as_ref().is_none_or(|io| io.contains(&name))
+        };
+        let read_from = if kept(&h) { Some(h.clone()) } else { kept(onnx).then(|| onnx.to_string()) };
+        let observable = match (inp.observe, read_from) {
+            (Observe::All | Observe::Outputs, Some(e)) => Ok(e),
+            (Observe::All, None) => Err(REASON_NOT_KEPT.to_string()),
+            (Observe::Outputs, None) => Err(REASON_OUTPUTS_ONLY.to_string()),
+            (Observe::Debug, Some(e)) => Ok(e),
+            (Observe::Debug, None) if in_layers(&h) => Ok(h.clone()),
+            (Observe::Debug, None) => {
+                let node = inp.model.graph.producer(onnx).map(crate::model::graph::Node::display_name);
+                let layer = node.as_deref().and_then(|n| inp.engine.layers_of_node(n).next());
+                Err(match layer {
+                    Some(l) => format!("fused inside engine layer {}: not a debug tensor (use --observe all)", l.name),
+                    None => "fused: not a debug tensor (use --observe all)".to_string(),
+                })
             }
         };
         match observable {
-            Ok(()) => tensors.push(MappedTensor {
+            Ok(e) => tensors.push(MappedTensor {
                 onnx: onnx.to_string(),
-                engine: Some(h.clone()),
-                dtype: inp.engine.dtype_of(&h).map(str::to_string).or_else(|| t.dtype.clone()),
+                dtype: inp
+                    .engine
+                    .dtype_of(&e)
+                    .map(str::to_string)
+                    .or_else(|| net.get(e.as_str()).and_then(|t| t.dtype.clone())),
+                engine: Some(e),
                 reason: None,
             }),
             Err(reason) => tensors.push(unmapped(onnx, reason)),
@@ -239,7 +235,8 @@ fn precision_of(dtype: &str) -> Option<&'static str> {
 }
 
 /// The precision the engine computes node `node` in: the dtype of its float outputs where the engine
-/// shows them, else the float outputs of the engine layer covering it (when they agree).
+/// shows them, else the float outputs of an engine layer computing that node alone (`None` when
+/// the node is fused away and nothing shows its type).
 fn engine_precision(
     node: &crate::model::graph::Node,
     convert: &ConvertReport,
@@ -254,8 +251,10 @@ fn engine_precision(
         }
     }
     if seen.is_empty() {
+        // Not materialized: only a layer computing this node alone says its precision (a fused
+        // layer's outputs say nothing about the nodes inside it).
         let name = node.display_name();
-        for l in engine.layers_of_node(&name) {
+        for l in engine.layers_of_node(&name).filter(|l| l.onnx_nodes.len() == 1) {
             seen.extend(l.outputs.iter().filter_map(|t| t.dtype.as_deref().and_then(precision_of)));
         }
     }
