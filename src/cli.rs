@@ -42,7 +42,7 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Browse the per-layer diff in a terminal UI, toggle layers FP16/FP32, rebuild and re-compare.
     Inspect(InspectArgs),
-    /// Build a TensorRT engine with every tensor observable (no run): engine, build log, tensor_map.json.
+    /// Build a TensorRT engine with every tensor observable (no run): engine, build log, `tensor_map.json`.
     Build(BuildArgs),
     /// Show which TensorRT flavours, GPUs and ONNX Runtime this machine has, and what can run where.
     Doctor(DoctorArgs),
@@ -51,8 +51,8 @@ pub enum Command {
 /// TensorRT flags (shared by `run`, `compare`, `inspect` and `build`).
 #[derive(Debug, Args, Clone, Default)]
 pub struct TrtArgs {
-    /// Directory of the TensorRT libraries (else TENSORRT_LIB_DIR, LD_LIBRARY_PATH, the tensorrt_libs /
-    /// tensorrt_rtx_libs Python packages, system paths).
+    /// Directory of the TensorRT libraries (else `TENSORRT_LIB_DIR`, `LD_LIBRARY_PATH`, the `tensorrt_libs` /
+    /// `tensorrt_rtx_libs` Python packages, system paths).
     #[arg(long = "trt-lib", value_name = "DIR")]
     pub trt_lib: Option<PathBuf>,
     /// Tensors a TensorRT engine exposes: all (every ONNX tensor marked; breaks fusions), outputs
@@ -66,7 +66,7 @@ pub struct TrtArgs {
     /// Build the engine even when the engine cache has it, and do not store it.
     #[arg(long = "no-cache")]
     pub no_cache: bool,
-    /// Engine cache directory (default: TRTLENS_CACHE_DIR, else $XDG_CACHE_HOME/trtlens, else ~/.cache/trtlens).
+    /// Engine cache directory (default: `TRTLENS_CACHE_DIR`, else `$XDG_CACHE_HOME/trtlens`, else `~/.cache/trtlens`).
     #[arg(long = "cache-dir", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 }

@@ -33,6 +33,7 @@ pub fn load_library(path: &std::path::Path) -> Result<&'static libloading::Libra
 }
 
 /// Call an exported `int32_t f(void)` of a loaded library, if it has one.
+#[must_use]
 pub fn call_i32_getter(lib: &libloading::Library, symbol: &str) -> Option<i32> {
     // SAFETY: the symbols read through this function (`getInferLibVersion`, `getInferLibMajorVersion`,
     // `getNvOnnxParserVersion`, ...) are `extern "C" int32_t f() noexcept` in every TensorRT release.

@@ -213,10 +213,11 @@ mod tests {
 
     #[test]
     fn every_part_changes_the_key() {
+        type Change = Box<dyn Fn(&mut KeyParts)>;
         let base = parts();
         let k = base.key();
         assert_eq!(k, parts().key(), "keys are deterministic");
-        let changes: Vec<Box<dyn Fn(&mut KeyParts)>> = vec![
+        let changes: Vec<Change> = vec![
             Box::new(|p| p.model_sha256 = "cd".into()),
             Box::new(|p| p.plan_sha256 = Some("ef".into())),
             Box::new(|p| p.flavour = Flavour::Tensorrt),

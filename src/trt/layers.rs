@@ -420,7 +420,7 @@ pub fn from_inspector_json(json: &str) -> Result<EngineInfo, String> {
 mod tests {
     use super::*;
 
-    /// Lines of a real TensorRT-RTX 1.7.1 detailed build log (samples/layernorm_overflow.onnx, Cast
+    /// Lines of a real TensorRT-RTX 1.7.1 detailed build log (`samples/layernorm_overflow.onnx`, Cast
     /// rewrite with ln/square/Pow kept FP32, every tensor marked), strides and formats shortened.
     const LOG: &str = "[V] Engine generation completed in 0.161093 seconds.
 [V] Layers:

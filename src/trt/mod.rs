@@ -275,8 +275,8 @@ mod tests {
     #[test]
     fn versions_decode_both_packings() {
         assert_eq!(LibVersion::from_packed(10701).to_string(), "1.7.1");
-        assert_eq!(LibVersion::from_packed(101600).to_string(), "10.16.0");
-        assert_eq!(LibVersion::from_packed(110400).to_string(), "11.4.0");
+        assert_eq!(LibVersion::from_packed(101_600).to_string(), "10.16.0");
+        assert_eq!(LibVersion::from_packed(110_400).to_string(), "11.4.0");
         assert_eq!(LibVersion::from_packed(8601).to_string(), "8.6.1");
         let v = LibVersion { build: Some(116), ..LibVersion::from_packed(10701) };
         assert_eq!(v.to_string(), "1.7.1.116");

@@ -85,6 +85,7 @@ pub struct TensorMap {
 }
 
 /// A tensor of the parsed TensorRT network, as the build saw it.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkTensor {
     /// Name (ONNX names for what the parser imported; generated names for helper layers).
@@ -178,10 +179,9 @@ pub fn build(inp: &MapInputs<'_>) -> TensorMap {
         };
         let read_from = if kept(&h) { Some(h.clone()) } else { kept(onnx).then(|| onnx.to_string()) };
         let observable = match (inp.observe, read_from) {
-            (Observe::All | Observe::Outputs, Some(e)) => Ok(e),
+            (_, Some(e)) => Ok(e),
             (Observe::All, None) => Err(REASON_NOT_KEPT.to_string()),
             (Observe::Outputs, None) => Err(REASON_OUTPUTS_ONLY.to_string()),
-            (Observe::Debug, Some(e)) => Ok(e),
             (Observe::Debug, None) if in_layers(&h) => Ok(h.clone()),
             (Observe::Debug, None) => {
                 let node = inp.model.graph.producer(onnx).map(crate::model::graph::Node::display_name);
