@@ -17,6 +17,7 @@ use trtlens::error::Error;
 use trtlens::model::Model;
 use trtlens::precision::{Override, Plan, Precision, Reason, Selector};
 use trtlens::trt::build::{BuildOutput, BuildRequest, build_job};
+use trtlens::trt::child::{BuildChild, build_command};
 use trtlens::trt::{Flavour, Observe, TrtOptions};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -230,7 +231,6 @@ fn an_aborting_build_process_is_a_clear_error_and_the_caller_goes_on() -> TestRe
     if !have_rtx() {
         return Ok(());
     }
-    use trtlens::trt::child::{BuildChild, build_command};
     let tmp = tempfile::tempdir()?;
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_trtlens"));
     let args = |dir: &str| -> Vec<std::ffi::OsString> {
@@ -390,6 +390,7 @@ fn bad_library_paths_and_modes_are_one_line_errors() -> TestResult {
 fn the_inspector_survives_an_aborting_build_job() -> TestResult {
     use std::os::unix::fs::PermissionsExt as _;
     use trtlens::tui::action::{Action, Command as Cmd};
+
     if !have_rtx() {
         return Ok(());
     }

@@ -170,6 +170,9 @@ fn dtype_of(t: trtx_sys::DataType) -> Option<DType> {
     })
 }
 
+/// A debug tensor copied to the host: name, dtype, shape, bytes.
+type DebugCopy = (String, DType, Vec<usize>, Vec<u8>);
+
 /// A deserialized engine on a GPU, ready to run.
 pub(crate) struct Executor {
     engine: ffi::Engine,
@@ -250,8 +253,7 @@ impl Executor {
             unsafe { ctx.set_address(name, self.device.address(&b)) }.map_err(err)?;
             outputs.insert(name.as_str(), (dtype, shape, b));
         }
-        let debug_tensors: std::sync::Arc<std::sync::Mutex<Vec<(String, DType, Vec<usize>, Vec<u8>)>>> =
-            std::sync::Arc::default();
+        let debug_tensors: std::sync::Arc<std::sync::Mutex<Vec<DebugCopy>>> = std::sync::Arc::default();
         let listener = if debug {
             let sinkv = std::sync::Arc::clone(&debug_tensors);
             let device = super::cuda::Device::open(0).map_err(err)?;
