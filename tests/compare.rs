@@ -323,7 +323,8 @@ fn tensorrt_runs_report_engine_layers_mismatches_and_the_production_verdict() ->
         .iter()
         .map(|t| serde_json::json!({"onnx": t, "engine": t, "dtype": "float32", "reason": null}))
         .collect();
-    let outputs: Vec<Value> = m.graph.captured().iter().map(|t| serde_json::json!({"name": t, "dtype": "float32"})).collect();
+    let outputs: Vec<Value> =
+        m.graph.captured().iter().map(|t| serde_json::json!({"name": t, "dtype": "float32"})).collect();
     manifest["trt"] = serde_json::json!({
         "build_dir": "/cache/engines/k",
         "engine_key": "k",
@@ -344,7 +345,10 @@ fn tensorrt_runs_report_engine_layers_mismatches_and_the_production_verdict() ->
     // The production engine's graph output is off by one: its verdict fails where the marked one passes.
     let logits = RunDir::open(&r)?.tensors(0)?.get("logits")?.ok_or("logits")?;
     let shifted: Vec<f32> = logits.to_f32_vec().iter().map(|v| v + 1.0).collect();
-    write_safetensors(&c.join("production_0000.safetensors"), &[("logits".into(), Tensor::from_f32(logits.shape(), &shifted)?)])?;
+    write_safetensors(
+        &c.join("production_0000.safetensors"),
+        &[("logits".into(), Tensor::from_f32(logits.shape(), &shifted)?)],
+    )?;
 
     let rs = format!("saved:{}", r.display());
     let cs = format!("saved:{}", c.display());
@@ -356,10 +360,18 @@ fn tensorrt_runs_report_engine_layers_mismatches_and_the_production_verdict() ->
     assert_eq!(report["trt"]["production"]["verdict"], "fail");
     assert_eq!(report["trt"]["production"]["differs"], true);
     let notes = report["notes"].as_array().ok_or("notes")?;
-    assert!(notes.iter().any(|n| n.as_str().is_some_and(|n| n.contains("marking every tensor changed the outputs"))), "{notes:?}");
-    let t = report["tensors"].as_array().and_then(|ts| ts.iter().find(|t| t["name"] == "mlp/hidden")).ok_or("tensor")?;
+    assert!(
+        notes.iter().any(|n| n.as_str().is_some_and(|n| n.contains("marking every tensor changed the outputs"))),
+        "{notes:?}"
+    );
+    let t =
+        report["tensors"].as_array().and_then(|ts| ts.iter().find(|t| t["name"] == "mlp/hidden")).ok_or("tensor")?;
     assert_eq!(t["engine"]["layer"], "__myl_fused_0");
     assert_eq!(t["engine"]["onnx_nodes"].as_array().map(Vec::len), Some(nodes.len()));
+    let table = trtlens().args(["compare", "--reference", &rs, "--candidate", &cs]).env("NO_COLOR", "1").output()?;
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("engine: tensorrt-rtx 1.7.1.116 --observe all: 5/5 tensors exposed"), "{table}");
+    assert!(table.contains("precision mismatch: mlp/fc1/MatMul (plan fp16, engine fp32)"), "{table}");
     // Reports of other candidates carry neither key.
     let plain = compare_json(&["--reference", &rs, "--candidate", &rs], 0)?;
     assert!(plain.get("trt").is_none() && plain["tensors"][0].get("engine").is_none());

@@ -52,9 +52,18 @@ fn every_output_dtype_survives_the_device_round_trip_into_the_run_store() -> Tes
     let device = trtlens::trt::cuda::Device::open(0)?;
     let mut rng = trtlens::inputs::rng::Rng::for_stream(7, 0, "gpu");
     let mut tensors: Tensors = Vec::new();
-    for (i, dtype) in [DType::Float32, DType::Float16, DType::Bfloat16, DType::Int64, DType::Int32, DType::Int8, DType::Bool, DType::Uint8]
-        .into_iter()
-        .enumerate()
+    for (i, dtype) in [
+        DType::Float32,
+        DType::Float16,
+        DType::Bfloat16,
+        DType::Int64,
+        DType::Int32,
+        DType::Int8,
+        DType::Bool,
+        DType::Uint8,
+    ]
+    .into_iter()
+    .enumerate()
     {
         // Odd sizes, a scalar, an empty tensor and a large one (several MB).
         let shape = match i {
@@ -64,11 +73,16 @@ fn every_output_dtype_survives_the_device_round_trip_into_the_run_store() -> Tes
             3 => vec![0, 4],
             _ => vec![17, 3],
         };
-        tensors.push((format!("t_{}", dtype.name()), trtlens::inputs::random_tensor(&mut rng, dtype, &shape, Some((-1e4, 1e4)))));
+        tensors.push((
+            format!("t_{}", dtype.name()),
+            trtlens::inputs::random_tensor(&mut rng, dtype, &shape, Some((-1e4, 1e4))),
+        ));
     }
     // Special values survive bit for bit.
-    let special: Vec<half::f16> =
-        [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 65504.0, -0.0, 6e-8].iter().map(|v| half::f16::from_f32(*v)).collect();
+    let special: Vec<half::f16> = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 65504.0, -0.0, 6e-8]
+        .iter()
+        .map(|v| half::f16::from_f32(*v))
+        .collect();
     tensors.push(("special_f16".into(), Tensor::from_f16(&[6], &special)?));
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("run");

@@ -13,7 +13,11 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn trtlens(args: &[&str]) -> Result<(Option<i32>, String, String), Box<dyn std::error::Error>> {
     let out = Command::cargo_bin("trtlens")?.args(args).output()?;
-    Ok((out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    Ok((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
 
 #[test]
@@ -52,7 +56,8 @@ fn tensorrt_candidates_name_the_feature_they_need() -> TestResult {
     }
     assert!(!tmp.path().join("b").exists(), "nothing written");
     // TensorRT flags belong to TensorRT runners.
-    let (code, _, err) = trtlens(&["compare", &sample, "--reference", "tract", "--candidate", "cpu-fp16", "--observe", "outputs"])?;
+    let (code, _, err) =
+        trtlens(&["compare", &sample, "--reference", "tract", "--candidate", "cpu-fp16", "--observe", "outputs"])?;
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("apply to a TensorRT runner"), "{err}");
     let (code, _, err) = trtlens(&["build", &sample, "--candidate", "tensorrt-9", "--save", &save])?;

@@ -101,7 +101,8 @@ unsafe extern "C" fn log_callback(user: *mut c_void, severity: i32, msg: *const 
     // SAFETY: `user` is the `LogSink` owned by the `Logger` that registered this callback; the
     // logger outlives every TensorRT object created with it. `msg` is a NUL-terminated string valid
     // for the duration of the call.
-    let (sink, text) = unsafe { (&*user.cast_const().cast::<LogSink>(), CStr::from_ptr(msg).to_string_lossy().into_owned()) };
+    let (sink, text) =
+        unsafe { (&*user.cast_const().cast::<LogSink>(), CStr::from_ptr(msg).to_string_lossy().into_owned()) };
     let sev = Severity::from_raw(severity);
     if sev <= Severity::Warning
         && let Ok(tx) = sink.events.lock()

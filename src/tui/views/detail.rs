@@ -98,7 +98,10 @@ fn producer_lines(app: &App, report: &Report, t: &TensorReport) -> Vec<Line<'sta
 
 /// TensorRT candidates: the engine layer that produced the tensor, the ONNX nodes it fused, and a
 /// precision mismatch of the producing node.
-fn engine_lines(report: &crate::compare::report::Report, t: &crate::compare::report::TensorReport) -> Vec<Line<'static>> {
+fn engine_lines(
+    report: &crate::compare::report::Report,
+    t: &crate::compare::report::TensorReport,
+) -> Vec<Line<'static>> {
     let Some(e) = &t.engine else { return Vec::new() };
     let mut out = Vec::new();
     let layer = match (&e.layer, &e.layer_type) {
