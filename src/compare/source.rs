@@ -41,7 +41,7 @@ impl SideSpec {
         }
         <RunnerKind as clap::ValueEnum>::from_str(s, true).map(SideSpec::Runner).map_err(|_| {
             Error::usage(format!(
-                "unknown runner '{s}': use tract, onnxruntime, or saved:PATH (a trtlens run directory or a Polygraphy --save-outputs file)"
+                "unknown runner '{s}': use tract, onnxruntime, cpu-fp16, tensorrt, tensorrt-rtx, or saved:PATH (a trtlens run directory or a Polygraphy --save-outputs file)"
             ))
         })
     }
@@ -247,6 +247,8 @@ mod tests {
             SideSpec::Saved { path: "out.json".into(), runner: Some("trt-runner".into()) }
         );
         assert!(SideSpec::parse("saved:").is_err());
+        assert_eq!(SideSpec::parse("tensorrt-rtx")?, SideSpec::Runner(RunnerKind::TensorrtRtx));
+        assert_eq!(SideSpec::parse("trt")?, SideSpec::Runner(RunnerKind::Tensorrt));
         assert!(SideSpec::parse("tensorrt9").is_err_and(|e| e.to_string().contains("saved:PATH")));
         Ok(())
     }
