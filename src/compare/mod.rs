@@ -164,6 +164,12 @@ pub fn compare(req: &CompareRequest, progress: &mut dyn FnMut(&str, Progress)) -
         ));
     }
 
+    // A candidate that cannot run here fails before the reference side spends its time.
+    for spec in [&req.reference, &req.candidate] {
+        if let SideSpec::Runner(kind) = spec {
+            crate::runner::check_available(*kind, &req.runner_options)?;
+        }
+    }
     let mut pending = Vec::new();
     if reference.is_none() {
         pending.push("reference");

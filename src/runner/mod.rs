@@ -183,6 +183,17 @@ pub trait Runner {
     }
 }
 
+/// Check, cheaply and before anything runs, that a runner can be created here: TensorRT runners
+/// need their cargo feature and their libraries (found and loadable). Other runners say so on
+/// creation. (A runner registry's availability check.)
+pub fn check_available(kind: RunnerKind, opts: &RunnerOptions) -> Result<()> {
+    if let Some(flavour) = kind.flavour() {
+        crate::trt::require_compiled(flavour)?;
+        crate::trt::discover::find(flavour, opts.trt.lib_dir.as_deref())?;
+    }
+    Ok(())
+}
+
 /// Build a runner for `model` that captures the `capture` tensors (ONNX names, topological order).
 pub fn create(kind: RunnerKind, model: &Model, capture: &[String], opts: &RunnerOptions) -> Result<Box<dyn Runner>> {
     let _ = (model, capture, opts);

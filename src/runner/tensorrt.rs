@@ -33,6 +33,7 @@ impl TensorrtRunner {
     /// A runner for `model` capturing `capture` (ONNX names, topological order).
     pub fn new(flavour: Flavour, model: &Model, capture: &[String], opts: &RunnerOptions) -> Result<TensorrtRunner> {
         crate::trt::require_compiled(flavour)?;
+        crate::trt::discover::find(flavour, opts.trt.lib_dir.as_deref())?;
         Ok(TensorrtRunner {
             flavour,
             model: model.path.clone(),

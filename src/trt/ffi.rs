@@ -385,7 +385,7 @@ pub(crate) fn build(spec: &BuildSpec<'_>) -> Result<Built, Failure> {
         for i in 0..net.getNbInputs() {
             // SAFETY: index within getNbInputs().
             if let Some(t) = unsafe { net.getInput(i).as_ref() } {
-                network_tensors.push(describe(t, false, false));
+                network_tensors.push(describe(t, false));
             }
         }
         for li in 0..net.getNbLayers() {
@@ -404,7 +404,7 @@ pub(crate) fn build(spec: &BuildSpec<'_>) -> Result<Built, Failure> {
                         not_marked.push((name.clone(), "TensorRT refused to mark it as an output".to_string()));
                     }
                 }
-                network_tensors.push(describe(t, constant, false));
+                network_tensors.push(describe(t, constant));
             }
         }
         if spec.debug_unfused {
@@ -553,7 +553,7 @@ fn serialize_timing_cache(config: &UniquePtr<nvinfer1::IBuilderConfig>) -> Optio
     }
 }
 
-fn describe(t: &nvinfer1::ITensor, constant: bool, debug: bool) -> NetworkTensor {
+fn describe(t: &nvinfer1::ITensor, constant: bool) -> NetworkTensor {
     NetworkTensor {
         name: cstr(t.getName()),
         dtype: Some(dtype_name(t.getType())),
@@ -561,7 +561,6 @@ fn describe(t: &nvinfer1::ITensor, constant: bool, debug: bool) -> NetworkTensor
         constant,
         input: t.isNetworkInput(),
         output: t.isNetworkOutput(),
-        debug,
     }
 }
 

@@ -100,8 +100,6 @@ pub struct NetworkTensor {
     pub input: bool,
     /// A network output (graph output, or marked by trtlens).
     pub output: bool,
-    /// Marked as a debug tensor.
-    pub debug: bool,
 }
 
 /// What the build knows when it maps tensors.
@@ -390,7 +388,6 @@ mod tests {
             constant: false,
             input: false,
             output: true,
-            debug: false,
         }
     }
 
