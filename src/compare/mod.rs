@@ -648,12 +648,13 @@ fn attach_trt(
                         continue;
                     };
                     let tol = effective_tolerance(req, name);
-                    let o = metrics::compare(
-                        TensorRef::new(rv.dtype, rv.shape, rv.data),
-                        TensorRef::new(cv.dtype, cv.shape, cv.data),
-                        &tol,
-                        0,
-                    );
+                    let (rref, cref) =
+                        (TensorRef::new(rv.dtype, rv.shape, rv.data), TensorRef::new(cv.dtype, cv.shape, cv.data));
+                    let o = if rv.dtype.is_float() || cv.dtype.is_float() {
+                        metrics::compare(rref, cref, &tol, 0)
+                    } else {
+                        metrics::compare_exact(rref, cref, 0)
+                    };
                     match o {
                         Outcome::Compared { metrics, pass } => {
                             max_abs = max_abs.max(metrics.max_abs);
