@@ -283,7 +283,9 @@ pub fn build_job(req: &BuildRequest, progress: &mut dyn FnMut(BuildEvent)) -> Re
         .map_err(|e| Error::store_io(std::env::temp_dir(), "cannot create a temporary build directory", e))?;
     let t0 = Instant::now();
     let timing_file = cache.timing_file(req.flavour, &libs.version.to_string(), &target.label);
-    let timing = if req.options.no_cache { None } else { std::fs::read(&timing_file).ok() };
+    // A CPU-only TensorRT-RTX build writes a timing cache it cannot read back: start it empty.
+    let timing =
+        if req.options.no_cache || target.target_sm.is_some() { None } else { std::fs::read(&timing_file).ok() };
     let built =
         build_engine(req, &libs, &model, &converted.report, &onnx, &shapes, &target, timing.as_deref(), progress)?;
     let build_seconds = t0.elapsed().as_secs_f64();

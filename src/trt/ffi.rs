@@ -92,6 +92,14 @@ pub(crate) enum Event {
 struct LogSink {
     lines: Mutex<Vec<(Severity, String)>>,
     events: Mutex<Option<Sender<Event>>>,
+    /// Building without a GPU: TensorRT-RTX's CPU-only builder logs the missing CUDA driver as
+    /// errors and goes on; those lines are kept at info level.
+    no_gpu: AtomicBool,
+}
+
+/// A CUDA-driver error line that a CPU-only build logs and survives.
+fn is_no_gpu_noise(msg: &str) -> bool {
+    msg.contains("CUDA driver version is insufficient") || msg.contains("no CUDA-capable device")
 }
 
 unsafe extern "C" fn log_callback(user: *mut c_void, severity: i32, msg: *const c_char) {
@@ -103,7 +111,10 @@ unsafe extern "C" fn log_callback(user: *mut c_void, severity: i32, msg: *const 
     // for the duration of the call.
     let (sink, text) =
         unsafe { (&*user.cast_const().cast::<LogSink>(), CStr::from_ptr(msg).to_string_lossy().into_owned()) };
-    let sev = Severity::from_raw(severity);
+    let mut sev = Severity::from_raw(severity);
+    if sev <= Severity::Error && sink.no_gpu.load(Ordering::Relaxed) && is_no_gpu_noise(&text) {
+        sev = Severity::Info;
+    }
     if sev <= Severity::Warning
         && let Ok(tx) = sink.events.lock()
         && let Some(tx) = tx.as_ref()
@@ -123,7 +134,11 @@ pub(crate) struct Logger {
 
 impl Logger {
     fn new() -> Result<Logger, String> {
-        let sink = Box::new(LogSink { lines: Mutex::new(Vec::new()), events: Mutex::new(None) });
+        let sink = Box::new(LogSink {
+            lines: Mutex::new(Vec::new()),
+            events: Mutex::new(None),
+            no_gpu: AtomicBool::new(false),
+        });
         let user = std::ptr::from_ref::<LogSink>(&sink).cast_mut().cast::<c_void>();
         // SAFETY: the callback matches `RustLogCallback`; `user` points into `sink`, a box owned by
         // the returned logger, destroyed after the bridge (see Drop).
@@ -319,6 +334,7 @@ fn test_hooks(_step: i32) {
 /// happen; the log is returned whole.
 pub(crate) fn build(spec: &BuildSpec<'_>) -> Result<Built, Failure> {
     let logger = Logger::new().map_err(|message| Failure { message, log: String::new(), cancelled: false })?;
+    logger.sink.no_gpu.store(spec.target_sm.is_some(), Ordering::Relaxed);
     logger.forward(Some(spec.events.clone()));
     let fail = |logger: &Logger, message: String| {
         let errs = logger.errors(3);
@@ -524,8 +540,8 @@ fn attach_timing_cache(config: &mut UniquePtr<nvinfer1::IBuilderConfig>, blob: O
 /// headers: the object is `{vptr, apiv::VTimingCache* mImpl}` and `serialize` is the first virtual
 /// function of `VTimingCache` after `VRoot`'s destructor pair (vtable slot 2). Checked against
 /// TensorRT-RTX 1.7: the call is TensorRT's own serializer (it logs "Serializing timing cache"). A
-/// CPU-only TensorRT-RTX writes an empty cache it cannot read back (a warning in the next build log,
-/// which then starts from an empty cache).
+/// CPU-only TensorRT-RTX writes an empty cache it cannot read back, so CPU-only builds are not
+/// handed the file (see `build_job`).
 fn serialize_timing_cache(config: &UniquePtr<nvinfer1::IBuilderConfig>) -> Option<Vec<u8>> {
     type Serialize = unsafe extern "C" fn(*const c_void) -> *mut nvinfer1::IHostMemory;
     let cache = config.getTimingCache();
