@@ -81,6 +81,7 @@ fn write_run(dir: &Path, tensors: &[(String, Tensor)]) -> Res<()> {
         warnings: vec![],
         timings: Timings::default(),
         created_unix: 0,
+        trt: None,
     })?;
     Ok(())
 }

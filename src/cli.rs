@@ -51,9 +51,113 @@ pub enum Command {
     Inputs(share::InputsArgs),
     /// Export the captured tensors of a run: .npz, Polygraphy run results JSON.
     Tensors(share::TensorsArgs),
+    /// Build a TensorRT engine with every tensor observable (no run): engine, build log, `tensor_map.json`.
+    Build(BuildArgs),
+    /// Show which TensorRT flavours, GPUs and ONNX Runtime this machine has, and what can run where.
+    Doctor(DoctorArgs),
     /// Execute one job request and stream JSON events on stdout (used by trtlens itself; docs/worker.md).
     #[command(hide = true)]
     Worker(WorkerArgs),
+}
+
+/// TensorRT flags (shared by `run`, `compare`, `inspect` and `build`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct TrtArgs {
+    /// Directory of the TensorRT libraries (else `TENSORRT_LIB_DIR`, `LD_LIBRARY_PATH`, the `tensorrt_libs` /
+    /// `tensorrt_rtx_libs` Python packages, system paths).
+    #[arg(long = "trt-lib", value_name = "DIR")]
+    pub trt_lib: Option<PathBuf>,
+    /// Tensors a TensorRT engine exposes: all (every ONNX tensor marked; breaks fusions), outputs
+    /// (production fusion), debug (unfused tensors as debug tensors).
+    #[arg(long, value_enum, value_name = "all|outputs|debug")]
+    pub observe: Option<crate::trt::Observe>,
+    /// How the plan reaches TensorRT: strict (Cast-rewritten ONNX, strongly typed) or constraints
+    /// (TensorRT 10 per-layer precision flags).
+    #[arg(long = "precision-mode", value_enum, value_name = "strict|constraints")]
+    pub precision_mode: Option<crate::trt::PrecisionMode>,
+    /// Build the engine even when the engine cache has it, and do not store it.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Engine cache directory (default: `TRTLENS_CACHE_DIR`, else `$XDG_CACHE_HOME/trtlens`, else `~/.cache/trtlens`).
+    #[arg(long = "cache-dir", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl TrtArgs {
+    /// True when any TensorRT flag was given.
+    #[must_use]
+    pub fn given(&self) -> bool {
+        self.trt_lib.is_some()
+            || self.observe.is_some()
+            || self.precision_mode.is_some()
+            || self.no_cache
+            || self.cache_dir.is_some()
+    }
+
+    /// The library options.
+    #[must_use]
+    pub fn options(&self) -> crate::trt::TrtOptions {
+        crate::trt::TrtOptions {
+            lib_dir: self.trt_lib.clone(),
+            observe: self.observe.unwrap_or_default(),
+            precision_mode: self.precision_mode.unwrap_or_default(),
+            no_cache: self.no_cache,
+            cache_dir: self.cache_dir.clone(),
+        }
+    }
+
+    /// TensorRT flags only make sense with a TensorRT runner.
+    fn check(&self, runners: &[RunnerKind]) -> Result<()> {
+        if self.given() && !runners.iter().any(|k| k.flavour().is_some()) {
+            return Err(Error::usage(
+                "--trt-lib, --observe, --precision-mode, --no-cache and --cache-dir apply to a TensorRT runner \
+                 (--runner/--candidate tensorrt or tensorrt-rtx)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `trtlens build`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  trtlens build samples/mlp_overflow.onnx --candidate tensorrt-rtx --save build/mlp\n  trtlens build model.onnx --candidate tensorrt --keep-fp32-op LayerNormalization --shape input:1x3x224x224 --save build/m\n\nWrites DIR/engine.plan, DIR/build.log, DIR/tensor_map.json and DIR/build.json."
+)]
+pub struct BuildArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Which TensorRT builds it.
+    #[arg(long, value_enum, value_name = "tensorrt|tensorrt-rtx")]
+    pub candidate: crate::trt::Flavour,
+    /// Precision plan.
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// TensorRT flags.
+    #[command(flatten)]
+    pub trt: TrtArgs,
+    /// Concrete shape of an input with dynamic dimensions (optimization profile): NAME:1x3x224x224.
+    #[arg(long, value_name = "NAME:DIMS")]
+    pub shape: Vec<String>,
+    /// Directory to write (replaced if it is an earlier trtlens build).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub save: PathBuf,
+    /// Print the tensor map JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `trtlens doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Directory of the TensorRT libraries to examine (else discovery).
+    #[arg(long = "trt-lib", value_name = "DIR")]
+    pub trt_lib: Option<PathBuf>,
+    /// Path to libonnxruntime.so.
+    #[arg(long = "ort-lib", value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `trtlens worker`.
@@ -109,6 +213,9 @@ pub struct InspectArgs {
     /// Key bindings file (TOML; default: `$XDG_CONFIG_HOME/trtlens/keys.toml` or `~/.config/trtlens/keys.toml` when present).
     #[arg(long, value_name = "FILE")]
     pub keys: Option<PathBuf>,
+    /// TensorRT flags (for --candidate tensorrt / tensorrt-rtx).
+    #[command(flatten)]
+    pub trt: TrtArgs,
 }
 
 impl InspectArgs {
@@ -126,6 +233,8 @@ impl InspectArgs {
         let candidate = SideSpec::parse(&self.candidate)?;
         self.backend.check(&runner_kinds(&[&reference, &candidate]))?;
         self.backend.apply(&mut ort);
+        self.trt.check(&runner_kinds(&[&reference, &candidate]))?;
+        ort.trt = self.trt.options();
         let (tolerance, overrides) = self.tol.resolve(&candidate)?;
         let mut inputs = self.inputs.options()?;
         inputs.load = inputs.load.map(|p| absolute_path(&p));
@@ -480,6 +589,9 @@ pub struct RunArgs {
     /// Runner settings (TF32, ONNX Runtime optimizations, GPU).
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// TensorRT flags (for --runner tensorrt / tensorrt-rtx).
+    #[command(flatten)]
+    pub trt: TrtArgs,
 }
 
 /// `trtlens compare`.
@@ -531,6 +643,9 @@ pub struct CompareArgs {
     /// runner honours it.
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// TensorRT flags (for --candidate tensorrt / tensorrt-rtx).
+    #[command(flatten)]
+    pub trt: TrtArgs,
 }
 
 /// Entry point used by `main`.
@@ -566,6 +681,8 @@ fn report_error(e: &Error, verbose: bool) {
 fn dispatch(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Worker(a) => Ok(crate::job::worker::serve(&a.request)),
+        Command::Build(a) => build_cmd(a, cli.quiet),
+        Command::Doctor(a) => doctor_cmd(a),
         Command::Info(a) => info(a),
         Command::Run(a) => run_cmd(a, cli.quiet),
         Command::Compare(a) => compare_cmd(a, cli.quiet),
@@ -646,6 +763,8 @@ fn run_cmd(a: &RunArgs, quiet: bool) -> Result<ExitCode> {
     let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
     let mut runner_options = RunnerOptions { ort_lib: a.ort_lib.clone(), plan, plan_label, ..RunnerOptions::default() };
     a.backend.apply(&mut runner_options);
+    a.trt.check(&[a.runner])?;
+    runner_options.trt = a.trt.options();
     let req = RunRequest {
         model: a.model.clone(),
         runner: a.runner,
@@ -728,6 +847,8 @@ impl CompareArgs {
         let mut runner_options =
             RunnerOptions { ort_lib: self.ort_lib.clone(), plan, plan_label, ..RunnerOptions::default() };
         self.backend.apply(&mut runner_options);
+        self.trt.check(&runner_kinds(&[&reference, &candidate]))?;
+        runner_options.trt = self.trt.options();
         Ok(crate::compare::CompareRequest {
             model: self.model.clone(),
             reference,
@@ -851,6 +972,82 @@ fn convert_cmd(a: &ConvertArgs, quiet: bool) -> Result<ExitCode> {
         report.nodes_fp32.len(),
         a.write_plan.as_ref().map_or_else(String::new, |p| format!("; plan written to {}", p.display()))
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build_cmd(a: &BuildArgs, quiet: bool) -> Result<ExitCode> {
+    use crate::trt::build::{BuildEvent, BuildRequest, build_job};
+    use crate::trt::cache::ShapeRange;
+    let plan = a.plan.build()?;
+    let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
+    let mut shapes = BTreeMap::new();
+    for s in &a.shape {
+        let (n, d) = inputs::parse_shape(s)?;
+        shapes.insert(n, ShapeRange::fixed(&d));
+    }
+    let req = BuildRequest {
+        model: a.model.clone(),
+        flavour: a.candidate,
+        plan,
+        plan_label,
+        options: a.trt.options(),
+        shapes,
+        save: Some(a.save.clone()),
+        cancel: None,
+    };
+    let mut err = std::io::stderr();
+    let mut last_status = String::new();
+    let out = build_job(&req, &mut |e| {
+        if quiet {
+            return;
+        }
+        let _ = match e {
+            BuildEvent::Status(s) => {
+                if s == last_status {
+                    return;
+                }
+                last_status.clone_from(&s);
+                writeln!(err, "{s}")
+            }
+            BuildEvent::Log(l) => writeln!(err, "{l}"),
+        };
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    if a.json {
+        let _ = writeln!(stdout, "{}", out.tensor_map.to_json()?);
+    } else {
+        let _ = write!(stdout, "{}", out.tensor_map.render(120));
+    }
+    if !quiet {
+        let how = if out.cache_hit {
+            "from the engine cache".to_string()
+        } else {
+            format!("built in {:.1} s", out.meta.build_seconds)
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "{} {} engine {how}: {} (engine.plan, build.log, tensor_map.json, build.json; layers from the {})",
+            out.libraries.flavour.title(),
+            out.libraries.version,
+            out.dir.display(),
+            out.meta.layers_from
+        );
+        if let Some(why) = &out.not_runnable {
+            let _ = writeln!(std::io::stderr(), "note: this machine cannot run the engine: {why}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn doctor_cmd(a: &DoctorArgs) -> Result<ExitCode> {
+    let d = crate::trt::doctor::examine(a.trt_lib.as_deref(), a.ort_lib.as_deref());
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let s = serde_json::to_string_pretty(&d).map_err(|e| Error::usage(e.to_string()))?;
+        let _ = writeln!(out, "{s}");
+    } else {
+        let _ = write!(out, "{d}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -21,6 +21,7 @@ pub mod store;
 pub mod sys;
 pub mod tensor;
 pub mod text;
+pub mod trt;
 pub mod tui;
 
 pub use error::{Error, Result};

@@ -221,6 +221,7 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
 
     let t1 = Instant::now();
     let mut r = runner::create(req.runner, model, &capture, &req.runner_options)?;
+    r.prepare(&input_set.iterations, progress)?;
     let prepare_s = t1.elapsed().as_secs_f64();
 
     let total = input_set.iterations.len();
@@ -229,24 +230,53 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
     let mut not_captured: Vec<NotCaptured> = Vec::new();
     let mut run_s = 0.0;
     let mut write_s = 0.0;
+    let mut production_files = Vec::new();
     for (it, feed) in input_set.iterations.iter().enumerate() {
-        let out = r.run(feed)?;
-        run_s += out.seconds;
+        let (specs, missing, seconds) = if r.streams() {
+            let tw = Instant::now();
+            let mut sink = StoreSink { writer: &writer, index: it, inputs: feed, open: None };
+            let out = r.run_streamed(feed, &mut sink)?;
+            let (stream, mut entry) = sink
+                .open
+                .take()
+                .ok_or_else(|| Error::runner(r.name(), "the runner wrote no tensors (it never announced them)"))?;
+            stream.finish()?;
+            entry.seconds = out.seconds;
+            iterations.push(entry);
+            write_s += (tw.elapsed().as_secs_f64() - out.seconds).max(0.0);
+            (out.specs, out.not_captured, out.seconds)
+        } else {
+            let out = r.run(feed)?;
+            let tw = Instant::now();
+            iterations.push(writer.write_iteration(it, feed, &out.tensors, out.seconds)?);
+            write_s += tw.elapsed().as_secs_f64();
+            let specs = out.tensors.iter().map(|(n, t)| (n.clone(), t.dtype(), t.shape().to_vec())).collect();
+            (specs, out.not_captured, out.seconds)
+        };
+        run_s += seconds;
+        if let Some(outputs) = r.production_outputs() {
+            production_files.push(writer.write_extra(&format!("production_{it:04}.safetensors"), &outputs)?);
+        }
         if it == 0 {
-            entries = manifest_entries(model, &out.tensors);
-            not_captured.clone_from(&out.not_captured);
+            entries = manifest_entries(model, &specs);
+            not_captured.clone_from(&missing);
             for name in &capture {
-                if !out.tensors.iter().any(|(n, _)| n == name) && !out.not_captured.iter().any(|n| &n.name == name) {
+                if !specs.iter().any(|(n, _, _)| n == name) && !missing.iter().any(|n| &n.name == name) {
                     not_captured
                         .push(NotCaptured { name: name.clone(), reason: "the runner returned no value".into() });
                 }
             }
         }
-        let tw = Instant::now();
-        iterations.push(writer.write_iteration(it, feed, &out.tensors, out.seconds)?);
-        write_s += tw.elapsed().as_secs_f64();
-        progress(Progress::Iteration { done: it + 1, total, seconds: out.seconds });
+        progress(Progress::Iteration { done: it + 1, total, seconds });
     }
+    let trt = r.trt_info().map(|mut info| {
+        if !production_files.is_empty()
+            && let Some(p) = info.production.as_mut()
+        {
+            p.files = production_files;
+        }
+        info
+    });
     let mut warnings = input_set.warnings.clone();
     warnings.extend(spec_warnings);
     if !not_captured.is_empty() {
@@ -281,6 +311,7 @@ pub fn run(req: &RunRequest, progress: &mut dyn FnMut(Progress)) -> Result<RunSu
         warnings,
         timings: Timings { load_s, prepare_s, run_s, write_s },
         created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        trt,
     };
     let dir = writer.finish(&manifest)?;
     Ok(RunSummary { dir, manifest })
@@ -314,20 +345,45 @@ pub fn model_info(model: &Model) -> ModelInfo {
     }
 }
 
-fn manifest_entries(model: &Model, tensors: &crate::runner::Tensors) -> Vec<TensorEntry> {
+/// A [`TensorSink`](crate::runner::TensorSink) writing one iteration into the run directory.
+struct StoreSink<'a> {
+    writer: &'a RunWriter,
+    index: usize,
+    inputs: &'a crate::runner::Tensors,
+    open: Option<(store::SafetensorsStream, store::IterationEntry)>,
+}
+
+impl crate::runner::TensorSink for StoreSink<'_> {
+    fn begin(&mut self, specs: &[crate::runner::TensorSpec]) -> Result<()> {
+        if self.open.is_some() {
+            return Err(Error::runner("run", "a runner announced its tensors twice in one iteration"));
+        }
+        self.open = Some(self.writer.stream_iteration(self.index, self.inputs, specs, 0.0)?);
+        Ok(())
+    }
+
+    fn put(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        match self.open.as_mut() {
+            Some((s, _)) => s.write(name, data),
+            None => Err(Error::runner("run", format!("tensor '{name}' arrived before the tensor list"))),
+        }
+    }
+}
+
+fn manifest_entries(model: &Model, tensors: &[crate::runner::TensorSpec]) -> Vec<TensorEntry> {
     let order: std::collections::HashMap<&str, usize> =
         model.graph.captured().into_iter().enumerate().map(|(i, n)| (n, i)).collect();
     tensors
         .iter()
-        .map(|(name, t)| {
+        .map(|(name, dtype, shape)| {
             let node = model.graph.producer(name);
             TensorEntry {
                 name: name.clone(),
                 node: node.map(crate::model::graph::Node::display_name),
                 op_type: node.map(|n| n.op_type.clone()),
                 topo_index: order.get(name.as_str()).copied().unwrap_or(usize::MAX),
-                dtype: t.dtype(),
-                shape: t.shape().to_vec(),
+                dtype: *dtype,
+                shape: shape.clone(),
                 is_output: model.graph.tensor(name).is_some_and(|i| i.is_output),
             }
         })

@@ -10,3 +10,35 @@ pub fn map_file(f: &File) -> std::io::Result<memmap2::Mmap> {
     // program is a misuse memmap cannot guard against.
     unsafe { memmap2::Mmap::map(f) }
 }
+
+/// Shared libraries loaded by trtlens, kept loaded for the life of the process: TensorRT and its
+/// parser are never unloaded (their static destructors are not meant to run mid-process, and the
+/// bindings hold function pointers into them).
+static LIBRARIES: std::sync::Mutex<Vec<(std::path::PathBuf, &'static libloading::Library)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Load a shared library once per path (later calls return the same handle).
+pub fn load_library(path: &std::path::Path) -> Result<&'static libloading::Library, String> {
+    let mut libs = LIBRARIES.lock().map_err(|_| "library table poisoned".to_string())?;
+    if let Some((_, lib)) = libs.iter().find(|(p, _)| p == path) {
+        return Ok(lib);
+    }
+    // SAFETY: loading runs the library's initialisers. The libraries loaded here are the TensorRT
+    // and ONNX parser libraries the user pointed at or that discovery found by name; their
+    // initialisers have no preconditions on the caller.
+    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| e.to_string())?;
+    let lib: &'static libloading::Library = Box::leak(Box::new(lib));
+    libs.push((path.to_path_buf(), lib));
+    Ok(lib)
+}
+
+/// Call an exported `int32_t f(void)` of a loaded library, if it has one.
+#[must_use]
+pub fn call_i32_getter(lib: &libloading::Library, symbol: &str) -> Option<i32> {
+    // SAFETY: the symbols read through this function (`getInferLibVersion`, `getInferLibMajorVersion`,
+    // `getNvOnnxParserVersion`, ...) are `extern "C" int32_t f() noexcept` in every TensorRT release.
+    unsafe {
+        let f: libloading::Symbol<'_, unsafe extern "C" fn() -> i32> = lib.get(symbol.as_bytes()).ok()?;
+        Some(f())
+    }
+}

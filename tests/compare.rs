@@ -348,3 +348,79 @@ fn one_reference_many_candidates() -> TestResult {
     assert_eq!(first(&a), first(&b));
     Ok(())
 }
+
+/// A TensorRT candidate run (as `trtlens run --runner tensorrt-rtx` writes it on a GPU: a manifest
+/// with a `trt` section and the production engine's outputs) gives a report with the engine layer
+/// per tensor, the precision mismatches and the production verdict, valid against the schema. The
+/// run is made here from a tract run (no GPU needed); the report path is the real one.
+#[test]
+fn tensorrt_runs_report_engine_layers_mismatches_and_the_production_verdict() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let (r, c) = (tmp.path().join("ref"), tmp.path().join("cand"));
+    let model = sample("mlp_overflow");
+    run(&model, "tract", &r, &[]);
+    copy_run(&r, &c)?;
+    let m = trtlens::model::Model::load(&model)?;
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(c.join("manifest.json"))?)?;
+    manifest["runner"]["name"] = "tensorrt-rtx".into();
+    let nodes: Vec<String> = m.graph.nodes.iter().map(trtlens::model::graph::Node::display_name).collect();
+    let tensors: Vec<Value> = m
+        .graph
+        .captured()
+        .iter()
+        .map(|t| serde_json::json!({"onnx": t, "engine": t, "dtype": "float32", "reason": null}))
+        .collect();
+    let outputs: Vec<Value> =
+        m.graph.captured().iter().map(|t| serde_json::json!({"name": t, "dtype": "float32"})).collect();
+    manifest["trt"] = serde_json::json!({
+        "build_dir": "/cache/engines/k",
+        "engine_key": "k",
+        "cache_hit": false,
+        "tensor_map": {
+            "schema": "trtlens.tensor_map/1",
+            "trt": {"flavour": "tensorrt-rtx", "version": "1.7.1.116"},
+            "observe": "all",
+            "precision_mode": "strict",
+            "plan": null,
+            "tensors": tensors,
+            "layers": [{"name": "__myl_fused_0", "type": "kgen", "onnx_nodes": nodes, "inputs": [], "outputs": outputs}],
+            "precision_mismatches": [{"onnx_node": "mlp/fc1/MatMul", "plan": "fp16", "engine": "fp32"}]
+        },
+        "production": {"engine_key": "p", "files": ["production_0000.safetensors"]}
+    });
+    std::fs::write(c.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
+    // The production engine's graph output is off by one: its verdict fails where the marked one passes.
+    let logits = RunDir::open(&r)?.tensors(0)?.get("logits")?.ok_or("logits")?;
+    let shifted: Vec<f32> = logits.to_f32_vec().iter().map(|v| v + 1.0).collect();
+    write_safetensors(
+        &c.join("production_0000.safetensors"),
+        &[("logits".into(), Tensor::from_f32(logits.shape(), &shifted)?)],
+    )?;
+
+    let rs = format!("saved:{}", r.display());
+    let cs = format!("saved:{}", c.display());
+    let report = compare_json(&["--reference", &rs, "--candidate", &cs], 0)?;
+    assert_eq!(report["verdict"], "pass");
+    assert_eq!(report["trt"]["flavour"], "tensorrt-rtx");
+    assert_eq!(report["trt"]["mapped"], m.graph.captured().len());
+    assert_eq!(report["trt"]["precision_mismatches"][0]["onnx_node"], "mlp/fc1/MatMul");
+    assert_eq!(report["trt"]["production"]["verdict"], "fail");
+    assert_eq!(report["trt"]["production"]["differs"], true);
+    let notes = report["notes"].as_array().ok_or("notes")?;
+    assert!(
+        notes.iter().any(|n| n.as_str().is_some_and(|n| n.contains("marking every tensor changed the outputs"))),
+        "{notes:?}"
+    );
+    let t =
+        report["tensors"].as_array().and_then(|ts| ts.iter().find(|t| t["name"] == "mlp/hidden")).ok_or("tensor")?;
+    assert_eq!(t["engine"]["layer"], "__myl_fused_0");
+    assert_eq!(t["engine"]["onnx_nodes"].as_array().map(Vec::len), Some(nodes.len()));
+    let table = trtlens().args(["compare", "--reference", &rs, "--candidate", &cs]).env("NO_COLOR", "1").output()?;
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("engine: tensorrt-rtx 1.7.1.116 --observe all: 5/5 tensors exposed"), "{table}");
+    assert!(table.contains("precision mismatch: mlp/fc1/MatMul (plan fp16, engine fp32)"), "{table}");
+    // Reports of other candidates carry neither key.
+    let plain = compare_json(&["--reference", &rs, "--candidate", &rs], 0)?;
+    assert!(plain.get("trt").is_none() && plain["tensors"][0].get("engine").is_none());
+    Ok(())
+}

@@ -216,3 +216,43 @@ fn long_scoped_names_stay_readable() {
     }
     assert_eq!(app.selected_row().map(|r| r.name.as_str()), Some("jax2tf_infer_/pjit_infer_/Net/LayerNorm_1/ln_var:0"));
 }
+
+#[test]
+fn detail_names_the_engine_layer_its_fused_nodes_and_a_precision_mismatch() {
+    use trtlens::compare::report::{EngineRef, TrtReport};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut app = loaded("softmax_naive", tmp.path());
+    let mut report = app.report.clone().expect("report");
+    let first = report.first_divergence.clone().expect("first divergence");
+    let node = report.tensor(&first).and_then(|t| t.node.clone()).expect("node");
+    // What a TensorRT candidate's report carries (see compare::attach_trt).
+    for t in &mut report.tensors {
+        t.engine = Some(EngineRef {
+            tensor: Some(if t.is_output { format!("{}__fp16", t.name) } else { t.name.clone() }),
+            layer: Some("__myl_AddExpSumDivCast_myl0_1".into()),
+            layer_type: Some("kgen".into()),
+            onnx_nodes: vec!["softmax/Exp".into(), "softmax/ReduceSum".into(), "softmax/Div".into()],
+        });
+    }
+    report.trt = Some(TrtReport {
+        flavour: "tensorrt-rtx".into(),
+        version: "1.7.1.116".into(),
+        observe: "all".into(),
+        engine_key: "k".into(),
+        mapped: 5,
+        tensors: 5,
+        precision_mismatches: vec![trtlens::trt::tensor_map::PrecisionMismatch {
+            onnx_node: node,
+            plan: "fp16".into(),
+            engine: "fp32".into(),
+        }],
+        production: None,
+    });
+    let runs = app.runs.clone();
+    app.set_report(report, runs);
+    app.update(Action::Cmd(Command::FirstDivergence));
+    let shown = one(100, 40, |f, a| views::detail::draw(f, a, &app));
+    assert!(shown.contains("engine layer __myl_AddExpSumDivCast_myl0_1 (kgen)"), "{shown}");
+    assert!(shown.contains("fuses 3 ONNX nodes: softmax/Exp, softmax/ReduceSum, softmax/Div"), "{shown}");
+    assert!(shown.contains("precision mismatch: the plan says fp16, the engine computes fp32"), "{shown}");
+}

@@ -111,6 +111,7 @@ fn repository_root_has_the_fixed_layout() {
         "README.md",
         "benches",
         "build.rs",
+        "clippy.toml",
         "docs",
         "examples",
         "plugins",

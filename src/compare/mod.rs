@@ -181,6 +181,13 @@ impl Comparison {
             }
         }
 
+        // A side that cannot run here fails before the reference spends its time.
+        for spec in [&req.reference, &req.candidate] {
+            if let SideSpec::Runner(kind) = spec {
+                crate::runner::check_available(*kind, &req.runner_options)?;
+            }
+        }
+
         // Saved sides first: their inputs are the ones runner sides must use.
         let reference = open_saved(&req.reference, "reference")?;
         let candidate = open_saved(&req.candidate, "candidate")?;
@@ -704,6 +711,7 @@ fn build_report(
                     .collect()
             }),
             flags,
+            engine: None,
         });
     }
 
@@ -762,7 +770,7 @@ fn build_report(
         opset: model.and_then(Model::opset),
         node_count: model.map(|m| m.graph.nodes.len()),
     };
-    Ok(Report {
+    let mut report = Report {
         schema: REPORT_SCHEMA.into(),
         tool: ToolInfo::current(),
         model: model_report,
@@ -785,7 +793,103 @@ fn build_report(
         verdict: verdict.into(),
         notes,
         specialized: Vec::new(),
-    })
+        trt: None,
+    };
+    if let Side::Run(run) = cs
+        && let Some(info) = &run.manifest.trt
+    {
+        attach_trt(req, model, rs, run, info, &output_names, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// TensorRT candidate: per tensor the engine layer and the ONNX nodes it fused, the precision
+/// mismatches, and the production engine's graph-output verdict (noted when it differs).
+fn attach_trt(
+    req: &CompareRequest,
+    model: Option<&Model>,
+    rs: &Side,
+    run: &crate::store::RunDir,
+    info: &crate::trt::RunInfo,
+    output_names: &[String],
+    report: &mut Report,
+) -> Result<()> {
+    use report::{EngineRef, ProductionReport, TrtReport};
+    let map = &info.tensor_map;
+    for t in &mut report.tensors {
+        let node = model.and_then(|m| m.graph.producer(&t.name)).map(crate::model::graph::Node::display_name);
+        let layer = map.layer_of(&t.name, node.as_deref().or(t.node.as_deref()));
+        t.engine = Some(EngineRef {
+            tensor: map.tensor(&t.name).and_then(|m| m.engine.clone()),
+            layer: layer.map(|l| l.name.clone()),
+            layer_type: layer.map(|l| l.layer_type.clone()),
+            onnx_nodes: layer.map(|l| l.onnx_nodes.clone()).unwrap_or_default(),
+        });
+    }
+    let production = match &info.production {
+        Some(p) if !p.files.is_empty() => {
+            let mut outs = Vec::new();
+            for name in output_names {
+                let mut status = Status::Pass;
+                let mut max_abs = 0.0f64;
+                for (it, file) in p.files.iter().enumerate() {
+                    let c = crate::store::MappedTensors::open(&run.path.join(file))?;
+                    let r = rs.iteration(it)?;
+                    let (Some(rv), Some(cv)) = (r.view(name), c.view(name)) else {
+                        status = Status::Skipped;
+                        continue;
+                    };
+                    let tol = effective_tolerance(req, name);
+                    let (rref, cref) =
+                        (TensorRef::new(rv.dtype, rv.shape, rv.data), TensorRef::new(cv.dtype, cv.shape, cv.data));
+                    let o = if rv.dtype.is_float() || cv.dtype.is_float() {
+                        metrics::compare(rref, cref, &tol, 0)
+                    } else {
+                        metrics::compare_exact(rref, cref, 0)
+                    };
+                    match o {
+                        Outcome::Compared { metrics, pass } => {
+                            max_abs = max_abs.max(metrics.max_abs);
+                            if !pass && status != Status::Skipped {
+                                status = Status::Fail;
+                            }
+                        }
+                        Outcome::Skipped { .. } => status = Status::Skipped,
+                    }
+                }
+                outs.push(OutputReport { name: name.clone(), status, max_abs });
+            }
+            let verdict =
+                if !outs.is_empty() && outs.iter().all(|o| o.status == Status::Pass) { "pass" } else { "fail" };
+            let differs = verdict != report.verdict;
+            if differs {
+                report.notes.push(format!(
+                    "marking every tensor changed the outputs: with --observe all the graph outputs {}, with the                      production fusion (--observe outputs) they {}; a fused kernel computes differently from the                      unfused layers (e.g. an intermediate that overflows FP16 only once it is materialized, or                      only inside the fusion)",
+                    if report.verdict == "pass" { "pass" } else { "fail" },
+                    if verdict == "pass" { "pass" } else { "fail" }
+                ));
+            }
+            Some(ProductionReport { verdict: verdict.into(), outputs: outs, differs })
+        }
+        _ => None,
+    };
+    if !map.precision_mismatches.is_empty() {
+        report.notes.push(format!(
+            "{} node(s) run in another precision than the plan says (precision_mismatches)",
+            map.precision_mismatches.len()
+        ));
+    }
+    report.trt = Some(TrtReport {
+        flavour: map.trt.flavour.name().into(),
+        version: map.trt.version.clone(),
+        observe: map.observe.name().into(),
+        engine_key: info.engine_key.clone(),
+        mapped: map.mapped(),
+        tensors: map.tensors.len(),
+        precision_mismatches: map.precision_mismatches.clone(),
+        production,
+    });
+    Ok(())
 }
 
 /// Notes on what a side's out-of-range policy did to values above the FP16 range, or to values

@@ -145,6 +145,55 @@ pub struct TensorReport {
     /// subnormal), `SUB` (reference in the FP16 subnormal range), `NaN`/`INF` (in the candidate),
     /// `FIRST` (first divergence), `FIRST_NONFINITE`.
     pub flags: Vec<String>,
+    /// TensorRT candidates: the engine tensor holding this tensor, the engine layer that produced it
+    /// and the ONNX nodes that layer computes (fused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineRef>,
+}
+
+/// Where a TensorRT engine computes a tensor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineRef {
+    /// The engine tensor read back (the ONNX name, or `NAME__fp16` for FP16 graph outputs).
+    pub tensor: Option<String>,
+    /// The engine layer that writes it.
+    pub layer: Option<String>,
+    /// Its type (`kgen`, `gemm`, `CaskConvolution`, ...).
+    pub layer_type: Option<String>,
+    /// The ONNX nodes the layer computes.
+    pub onnx_nodes: Vec<String>,
+}
+
+/// A TensorRT candidate's engine, as the report shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrtReport {
+    /// `tensorrt` or `tensorrt-rtx`.
+    pub flavour: String,
+    /// Library version.
+    pub version: String,
+    /// Observation mode the engine was built with.
+    pub observe: String,
+    /// Engine cache key.
+    pub engine_key: String,
+    /// Tensors the engine exposes / ONNX tensors.
+    pub mapped: usize,
+    /// ONNX tensors in the tensor map.
+    pub tensors: usize,
+    /// Plan FP32 nodes the engine computes in FP16, and the reverse.
+    pub precision_mismatches: Vec<crate::trt::tensor_map::PrecisionMismatch>,
+    /// The production engine's (`--observe outputs`) graph outputs against the reference, when it ran.
+    pub production: Option<ProductionReport>,
+}
+
+/// The production engine's graph-output verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductionReport {
+    /// `pass` or `fail`.
+    pub verdict: String,
+    /// Its graph outputs with their verdicts.
+    pub outputs: Vec<OutputReport>,
+    /// True when it differs from the report's verdict (marking tensors changed the fusion's numbers).
+    pub differs: bool,
 }
 
 /// A graph output and its verdict.
@@ -224,6 +273,9 @@ pub struct Report {
     /// specialization), in the order applied; absent when none was.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub specialized: Vec<crate::model::specialize::Specialized>,
+    /// TensorRT candidates: the engine, the precision mismatches, the production engine's verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trt: Option<TrtReport>,
 }
 
 impl Report {

@@ -280,6 +280,8 @@ mod tests {
             SideSpec::Saved { path: "out.json".into(), runner: Some("trt-runner".into()) }
         );
         assert!(SideSpec::parse("saved:").is_err());
+        assert_eq!(SideSpec::parse("tensorrt-rtx")?, SideSpec::Runner(RunnerKind::TensorrtRtx));
+        assert_eq!(SideSpec::parse("trt")?, SideSpec::Runner(RunnerKind::Tensorrt));
         assert!(SideSpec::parse("tensorrt9").is_err_and(|e| e.to_string().contains("saved:PATH")));
         Ok(())
     }

@@ -215,6 +215,28 @@ pub fn render(report: &Report, opts: TableOptions) -> String {
         }
     };
     let _ = writeln!(out, "first divergence: {}", describe(&report.first_divergence));
+    // TensorRT candidates: where the engine computes it, and the plan nodes it computes differently.
+    if let Some(e) = report.first_divergence.as_ref().and_then(|n| report.tensor(n)).and_then(|t| t.engine.as_ref())
+        && let Some(layer) = &e.layer
+    {
+        let _ = writeln!(
+            out,
+            "  engine layer {} ({}) computes {}",
+            fit(layer, 48),
+            e.layer_type.as_deref().unwrap_or("?"),
+            e.onnx_nodes.join(", ")
+        );
+    }
+    if let Some(trt) = &report.trt {
+        let _ = writeln!(
+            out,
+            "engine: {} {} --observe {}: {}/{} tensors exposed",
+            trt.flavour, trt.version, trt.observe, trt.mapped, trt.tensors
+        );
+        for m in &trt.precision_mismatches {
+            let _ = writeln!(out, "precision mismatch: {} (plan {}, engine {})", m.onnx_node, m.plan, m.engine);
+        }
+    }
     if report.first_nonfinite.is_some() {
         let _ = writeln!(out, "first non-finite: {}", describe(&report.first_nonfinite));
     }

@@ -123,6 +123,17 @@ fn input_dtype(model: &Model, name: &str) -> Result<DType> {
     })
 }
 
+/// Every data input of the model with its dtype and concrete shape (declared, dynamic dims from
+/// `shapes`), in declaration order: what a runner or engine build needs before any data exists.
+pub fn input_specs(model: &Model, shapes: &BTreeMap<String, Vec<usize>>) -> Result<Vec<(String, DType, Vec<usize>)>> {
+    model
+        .graph
+        .inputs
+        .iter()
+        .map(|n| Ok((n.clone(), input_dtype(model, n)?, resolve_shape(model, n, shapes)?)))
+        .collect()
+}
+
 /// Concrete shape of input `name`: the declared shape with dynamic dims taken from `--shape`.
 fn resolve_shape(model: &Model, name: &str, overrides: &BTreeMap<String, Vec<usize>>) -> Result<Vec<usize>> {
     let t = &model.graph.tensors[name];

@@ -7,6 +7,8 @@ pub mod ieee;
 #[cfg(feature = "onnxruntime")]
 pub mod ort;
 pub mod registry;
+#[cfg(any(feature = "tensorrt", feature = "tensorrt-rtx"))]
+pub mod tensorrt;
 #[cfg(feature = "tract")]
 pub mod tract;
 
@@ -16,7 +18,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::tensor::Tensor;
+use crate::run::Progress;
+use crate::tensor::{DType, Tensor};
 
 /// Named tensors, in a meaningful order (inputs: declaration order; outputs: topological order).
 pub type Tensors = Vec<(String, Tensor)>;
@@ -50,12 +53,24 @@ pub enum RunnerKind {
     /// a GPU, from the `onnxruntime-gpu` libraries.
     #[serde(rename = "onnxruntime-cuda")]
     OnnxruntimeCuda,
+    /// Enterprise TensorRT (11.x): the plan's engine with every tensor observable, on the GPU.
+    #[serde(rename = "tensorrt")]
+    Tensorrt,
+    /// TensorRT-RTX (1.x): the plan's engine with every tensor observable, on the GPU.
+    #[serde(rename = "tensorrt-rtx")]
+    TensorrtRtx,
 }
 
 impl RunnerKind {
     /// Every runner kind.
-    pub const ALL: [RunnerKind; 4] =
-        [RunnerKind::Tract, RunnerKind::Onnxruntime, RunnerKind::CpuFp16, RunnerKind::OnnxruntimeCuda];
+    pub const ALL: [RunnerKind; 6] = [
+        RunnerKind::Tract,
+        RunnerKind::Onnxruntime,
+        RunnerKind::CpuFp16,
+        RunnerKind::OnnxruntimeCuda,
+        RunnerKind::Tensorrt,
+        RunnerKind::TensorrtRtx,
+    ];
 
     /// Name used on the command line, in manifests and reports.
     #[must_use]
@@ -73,6 +88,16 @@ impl RunnerKind {
     #[must_use]
     pub fn entry(self) -> &'static registry::RunnerEntry {
         registry::entry(self)
+    }
+
+    /// The TensorRT flavour of a TensorRT runner.
+    #[must_use]
+    pub fn flavour(self) -> Option<crate::trt::Flavour> {
+        match self {
+            RunnerKind::Tensorrt => Some(crate::trt::Flavour::Tensorrt),
+            RunnerKind::TensorrtRtx => Some(crate::trt::Flavour::TensorrtRtx),
+            _ => None,
+        }
     }
 }
 
@@ -144,6 +169,9 @@ pub struct RunnerOptions {
     /// `--device N`: the GPU ordinal (`None`: 0).
     #[serde(default)]
     pub device: Option<u32>,
+    /// TensorRT runners: libraries, observation and precision modes, engine cache.
+    #[serde(default)]
+    pub trt: crate::trt::TrtOptions,
 }
 
 /// ONNX Runtime graph optimization levels (`--ort-opt`).
@@ -202,6 +230,28 @@ pub struct RunnerSettings {
     pub cpu_nodes: Vec<String>,
 }
 
+/// A tensor a streaming runner announces before writing it: name, dtype, shape.
+pub type TensorSpec = (String, DType, Vec<usize>);
+
+/// Receives a streaming runner's tensors: the list first, then each tensor's bytes in that order.
+pub trait TensorSink {
+    /// The tensors that will follow, in order.
+    fn begin(&mut self, specs: &[TensorSpec]) -> Result<()>;
+    /// The next tensor's bytes (little-endian, row-major).
+    fn put(&mut self, name: &str, data: &[u8]) -> Result<()>;
+}
+
+/// What a streamed iteration reports (its tensors went to the sink).
+#[derive(Debug, Default)]
+pub struct StreamedRun {
+    /// The tensors written, in order.
+    pub specs: Vec<TensorSpec>,
+    /// Requested tensors that could not be captured.
+    pub not_captured: Vec<NotCaptured>,
+    /// Wall time of the inference call, seconds.
+    pub seconds: f64,
+}
+
 /// A backend that executes a model.
 pub trait Runner {
     /// Runner name (`tract`, `onnxruntime`, ...).
@@ -221,6 +271,53 @@ pub trait Runner {
     fn settings(&self) -> Option<RunnerSettings> {
         None
     }
+
+    /// Get ready for these iterations (a TensorRT runner builds its engine for their shapes here,
+    /// reporting progress). The default does nothing.
+    fn prepare(&mut self, iterations: &[Tensors], progress: &mut dyn FnMut(Progress)) -> Result<()> {
+        let _ = (iterations, progress);
+        Ok(())
+    }
+
+    /// True when [`Runner::run_streamed`] is the way to run it (tensors leave a device one at a time).
+    fn streams(&self) -> bool {
+        false
+    }
+
+    /// Run one iteration, handing each captured tensor to `sink` as soon as it is on the host. The
+    /// default runs [`Runner::run`] and hands its tensors over.
+    fn run_streamed(&mut self, inputs: &Tensors, sink: &mut dyn TensorSink) -> Result<StreamedRun> {
+        let out = self.run(inputs)?;
+        let specs: Vec<TensorSpec> =
+            out.tensors.iter().map(|(n, t)| (n.clone(), t.dtype(), t.shape().to_vec())).collect();
+        sink.begin(&specs)?;
+        for (n, t) in &out.tensors {
+            sink.put(n, t.bytes())?;
+        }
+        Ok(StreamedRun { specs, not_captured: out.not_captured, seconds: out.seconds })
+    }
+
+    /// What a TensorRT runner records about its engine in the run's manifest.
+    fn trt_info(&self) -> Option<crate::trt::RunInfo> {
+        None
+    }
+
+    /// After an iteration: the graph outputs of the production engine (`--observe outputs`), when the
+    /// runner also ran one beside its observable engine. Stored beside the run for `compare`.
+    fn production_outputs(&mut self) -> Option<Tensors> {
+        None
+    }
+}
+
+/// Check, cheaply and before anything runs, that a runner can be created here: TensorRT runners
+/// need their cargo feature and their libraries (found and loadable). Other runners say so on
+/// creation. (A runner registry's availability check.)
+pub fn check_available(kind: RunnerKind, opts: &RunnerOptions) -> Result<()> {
+    if let Some(flavour) = kind.flavour() {
+        crate::trt::require_compiled(flavour)?;
+        crate::trt::discover::find(flavour, opts.trt.lib_dir.as_deref())?;
+    }
+    Ok(())
 }
 
 /// Build a runner for `model` that captures the `capture` tensors (ONNX names, topological order).
@@ -235,6 +332,14 @@ pub fn create(kind: RunnerKind, model: &Model, capture: &[String], opts: &Runner
         RunnerKind::CpuFp16 => Ok(Box::new(cpu_fp16::CpuFp16Runner::new(model, capture, opts)?)),
         #[cfg(feature = "onnxruntime")]
         RunnerKind::OnnxruntimeCuda => Ok(Box::new(ort::OrtRunner::cuda(model, capture, opts)?)),
+        RunnerKind::Tensorrt | RunnerKind::TensorrtRtx => {
+            let flavour = kind.flavour().ok_or_else(|| Error::runner(kind.name(), "not a TensorRT runner"))?;
+            crate::trt::require_compiled(flavour)?;
+            #[cfg(any(feature = "tensorrt", feature = "tensorrt-rtx"))]
+            return Ok(Box::new(tensorrt::TensorrtRunner::new(flavour, model, capture, opts)?));
+            #[cfg(not(any(feature = "tensorrt", feature = "tensorrt-rtx")))]
+            Err(Error::runner(kind.name(), "built without TensorRT"))
+        }
         #[allow(unreachable_patterns)]
         other => Err(Error::runner(
             other.name(),

@@ -192,7 +192,53 @@ static ENTRIES: &[RunnerEntry] = &[
         compiled: cfg!(feature = "onnxruntime"),
         check: ort_cuda_check,
     },
+    RunnerEntry {
+        kind: RunnerKind::Tensorrt,
+        name: "tensorrt",
+        aliases: &["trt"],
+        summary: "TensorRT 11: the plan's engine, strongly typed, every tensor observable, on a GPU",
+        takes_plan: true,
+        default_plan: DefaultPlan::AllFp16,
+        default_tolerance: FP16_TOLERANCE,
+        flags: &[],
+        worker_setup: None,
+        placement: Placement::Worker,
+        feature: Some("tensorrt"),
+        compiled: cfg!(feature = "tensorrt"),
+        check: trt_check_enterprise,
+    },
+    RunnerEntry {
+        kind: RunnerKind::TensorrtRtx,
+        name: "tensorrt-rtx",
+        aliases: &["trt-rtx"],
+        summary: "TensorRT-RTX 1.x: the plan's engine, strongly typed, every tensor observable, on a GPU",
+        takes_plan: true,
+        default_plan: DefaultPlan::AllFp16,
+        default_tolerance: FP16_TOLERANCE,
+        flags: &[],
+        worker_setup: None,
+        placement: Placement::Worker,
+        feature: Some("tensorrt-rtx"),
+        compiled: cfg!(feature = "tensorrt-rtx"),
+        check: trt_check_rtx,
+    },
 ];
+
+/// A TensorRT flavour can run when this binary has it and its libraries load.
+fn trt_check(flavour: crate::trt::Flavour, opts: &RunnerOptions) -> Result<String, String> {
+    crate::trt::require_compiled(flavour).map_err(|e| e.to_string())?;
+    crate::trt::discover::find(flavour, opts.trt.lib_dir.as_deref())
+        .map(|l| format!("{} {}", l.flavour.title(), l.version))
+        .map_err(|e| e.to_string())
+}
+
+fn trt_check_enterprise(opts: &RunnerOptions) -> Result<String, String> {
+    trt_check(crate::trt::Flavour::Tensorrt, opts)
+}
+
+fn trt_check_rtx(opts: &RunnerOptions) -> Result<String, String> {
+    trt_check(crate::trt::Flavour::TensorrtRtx, opts)
+}
 
 /// Every runner, in a fixed order.
 #[must_use]

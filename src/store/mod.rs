@@ -144,6 +144,9 @@ pub struct Manifest {
     pub timings: Timings,
     /// Seconds since the Unix epoch when the run finished.
     pub created_unix: u64,
+    /// TensorRT runs: the engine, its tensor map and the production engine's outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trt: Option<crate::trt::RunInfo>,
 }
 
 /// Tool identity.
@@ -189,6 +192,76 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()
         })
         .collect::<Result<_>>()?;
     safetensors::serialize_to_file(views, None, path).map_err(|e| Error::store(path, format!("cannot write: {e}")))
+}
+
+/// A safetensors file written tensor by tensor: the header (names, dtypes, shapes, offsets) first,
+/// then each tensor's bytes in the announced order, so a runner that copies tensors off a device
+/// one at a time never holds more than one in host memory. The file reads back like any other
+/// (offsets are contiguous, the header padded to 8 bytes as the safetensors crate writes it).
+pub struct SafetensorsStream {
+    path: PathBuf,
+    file: std::io::BufWriter<fs::File>,
+    entries: Vec<(String, usize)>,
+    next: usize,
+}
+
+impl SafetensorsStream {
+    /// Create `path` and write the header for `specs` (name, dtype, shape), in file order.
+    pub fn create(path: &Path, specs: &[(String, DType, Vec<usize>)]) -> Result<SafetensorsStream> {
+        use std::io::Write as _;
+        let mut infos = Vec::with_capacity(specs.len());
+        let mut entries = Vec::with_capacity(specs.len());
+        let mut offset = 0usize;
+        for (name, dtype, shape) in specs {
+            let n = crate::tensor::numel(shape) * dtype.size();
+            infos.push((
+                name.clone(),
+                safetensors::tensor::TensorInfo {
+                    dtype: dtype.safetensors(),
+                    shape: shape.clone(),
+                    data_offsets: (offset, offset + n),
+                },
+            ));
+            entries.push((name.clone(), n));
+            offset += n;
+        }
+        let meta = safetensors::tensor::Metadata::new(None, infos)
+            .map_err(|e| Error::store(path, format!("cannot describe the tensors: {e}")))?;
+        let mut header = serde_json::to_vec(&meta).map_err(|e| Error::store(path, e.to_string()))?;
+        header.resize(header.len().next_multiple_of(8), b' ');
+        let f = fs::File::create(path).map_err(|e| Error::store_io(path, "cannot create", e))?;
+        let mut file = std::io::BufWriter::new(f);
+        file.write_all(&(header.len() as u64).to_le_bytes())
+            .and_then(|()| file.write_all(&header))
+            .map_err(|e| Error::store_io(path, "cannot write", e))?;
+        Ok(SafetensorsStream { path: path.to_path_buf(), file, entries, next: 0 })
+    }
+
+    /// Write the next tensor's bytes (it must be the next one announced, with its exact size).
+    pub fn write(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        use std::io::Write as _;
+        let Some((expected, size)) = self.entries.get(self.next) else {
+            return Err(Error::store(&self.path, format!("tensor '{name}' was not announced")));
+        };
+        if expected != name || *size != data.len() {
+            return Err(Error::store(
+                &self.path,
+                format!("expected tensor '{expected}' ({size} bytes), got '{name}' ({} bytes)", data.len()),
+            ));
+        }
+        self.file.write_all(data).map_err(|e| Error::store_io(&self.path, "cannot write", e))?;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Check every tensor was written and flush.
+    pub fn finish(mut self) -> Result<()> {
+        use std::io::Write as _;
+        if let Some((missing, _)) = self.entries.get(self.next) {
+            return Err(Error::store(&self.path, format!("tensor '{missing}' was never written")));
+        }
+        self.file.flush().map_err(|e| Error::store_io(&self.path, "cannot write", e))
+    }
 }
 
 /// Where one tensor sits in a mapped safetensors file.
@@ -318,6 +391,29 @@ impl RunWriter {
         write_safetensors(&self.tmp_dir.join(&inputs_file), inputs)?;
         write_safetensors(&self.tmp_dir.join(&tensors_file), tensors)?;
         Ok(IterationEntry { index, inputs_file, tensors_file, seconds })
+    }
+
+    /// Start iteration `index` for a runner that streams its tensors: writes the inputs, and returns
+    /// the tensors file opened for `specs` (see [`SafetensorsStream`]) with the manifest entry.
+    pub fn stream_iteration(
+        &self,
+        index: usize,
+        inputs: &Tensors,
+        specs: &[(String, DType, Vec<usize>)],
+        seconds: f64,
+    ) -> Result<(SafetensorsStream, IterationEntry)> {
+        let inputs_file = format!("inputs_{index:04}.safetensors");
+        let tensors_file = format!("tensors_{index:04}.safetensors");
+        write_safetensors(&self.tmp_dir.join(&inputs_file), inputs)?;
+        let stream = SafetensorsStream::create(&self.tmp_dir.join(&tensors_file), specs)?;
+        Ok((stream, IterationEntry { index, inputs_file, tensors_file, seconds }))
+    }
+
+    /// Write an extra tensors file `name` into the run (e.g. a production engine's graph outputs);
+    /// returns the file name to record in the manifest.
+    pub fn write_extra(&self, name: &str, tensors: &Tensors) -> Result<String> {
+        write_safetensors(&self.tmp_dir.join(name), tensors)?;
+        Ok(name.to_string())
     }
 
     /// Write the manifest and move the run into place.
@@ -468,6 +564,7 @@ mod tests {
             warnings: vec![],
             timings: Timings::default(),
             created_unix: 0,
+            trt: None,
         }
     }
 
@@ -490,6 +587,32 @@ mod tests {
         drop(w);
         let leftovers: Vec<_> = fs::read_dir(tmp.path()).map_err(|e| Error::store("tmp", e.to_string()))?.collect();
         assert_eq!(leftovers.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn streamed_iterations_read_back() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|e| Error::store("tmp", e.to_string()))?;
+        let dir = tmp.path().join("run");
+        let x = Tensor::from_f32(&[2], &[1.0, -2.0]).map_err(|e| Error::input(e.to_string()))?;
+        let y = Tensor::from_f16(&[3], &[half::f16::from_f32(1.0), half::f16::INFINITY, half::f16::NAN])
+            .map_err(|e| Error::input(e.to_string()))?;
+        let b = Tensor::from_bytes(DType::Bool, vec![3], vec![1, 0, 1]).map_err(|e| Error::input(e.to_string()))?;
+        let w = RunWriter::create(&dir)?;
+        let specs = vec![("y".to_string(), DType::Float16, vec![3]), ("b".to_string(), DType::Bool, vec![3])];
+        let (mut s, e) = w.stream_iteration(0, &vec![("x".into(), x)], &specs, 0.1)?;
+        assert!(s.write("b", b.bytes()).is_err(), "out of order");
+        s.write("y", y.bytes())?;
+        assert!(s.write("b", &[1]).is_err(), "wrong size");
+        s.write("b", b.bytes())?;
+        s.finish()?;
+        let mut m = manifest(vec![e]);
+        m.tensors[0].dtype = DType::Float16;
+        w.finish(&m)?;
+        let r = RunDir::open(&dir)?;
+        let t = r.tensors(0)?;
+        assert_eq!(t.get("y")?.map(|t| t.bytes().to_vec()), Some(y.bytes().to_vec()));
+        assert_eq!(t.get("b")?, Some(b));
         Ok(())
     }
 

@@ -96,6 +96,41 @@ fn producer_lines(app: &App, report: &Report, t: &TensorReport) -> Vec<Line<'sta
     out
 }
 
+/// TensorRT candidates: the engine layer that produced the tensor, the ONNX nodes it fused, and a
+/// precision mismatch of the producing node.
+fn engine_lines(
+    report: &crate::compare::report::Report,
+    t: &crate::compare::report::TensorReport,
+) -> Vec<Line<'static>> {
+    let Some(e) = &t.engine else { return Vec::new() };
+    let mut out = Vec::new();
+    let layer = match (&e.layer, &e.layer_type) {
+        (Some(l), Some(ty)) if !ty.is_empty() => format!("{l} ({ty})"),
+        (Some(l), _) => l.clone(),
+        (None, _) => "not listed".to_string(),
+    };
+    let tensor = match &e.tensor {
+        Some(name) if name != &t.name => format!("  read from {name}"),
+        Some(_) => String::new(),
+        None => "  not read back".to_string(),
+    };
+    out.push(Line::from([kv("engine layer", layer), vec![Span::raw(tensor)]].concat()));
+    if !e.onnx_nodes.is_empty() {
+        let n = e.onnx_nodes.len();
+        let what = if n == 1 { "computes".to_string() } else { format!("fuses {n} ONNX nodes:") };
+        out.push(Line::from([kv(&what, e.onnx_nodes.join(", "))].concat()));
+    }
+    if let (Some(node), Some(trt)) = (&t.node, &report.trt)
+        && let Some(m) = trt.precision_mismatches.iter().find(|m| &m.onnx_node == node)
+    {
+        out.push(Line::from(Span::styled(
+            format!("precision mismatch: the plan says {}, the engine computes {}", m.plan, m.engine),
+            Style::default().fg(Color::Yellow),
+        )));
+    }
+    out
+}
+
 /// Draw the pane.
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let block = Block::default().borders(Borders::ALL).title(" detail ");
@@ -127,6 +162,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     if let Some(r) = &t.reason {
         lines.push(Line::from(Span::styled(r.clone(), Style::default().fg(Color::Yellow))));
     }
+    lines.extend(engine_lines(report, t));
     if let Some(m) = &t.metrics {
         lines.push(Line::from(
             [
