@@ -127,6 +127,7 @@ impl InspectArgs {
             save_runs: None,
             keep_fp32_predicted: None,
             specialize: !self.inputs.no_specialize,
+            introduced: true,
         })
     }
 }
@@ -633,6 +634,7 @@ impl CompareArgs {
             save_runs: self.save_runs.clone(),
             keep_fp32_predicted: predict_mode(self.keep_fp32_predicted.as_deref()),
             specialize: !self.inputs.no_specialize,
+            introduced: true,
         })
     }
 }

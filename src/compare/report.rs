@@ -10,7 +10,10 @@ use crate::inputs::InputSource;
 use crate::store::ToolInfo;
 
 /// Schema tag of reports written by this version.
-pub const REPORT_SCHEMA: &str = "trtlens.report/1";
+pub const REPORT_SCHEMA: &str = "trtlens.report/1.1";
+
+/// Schema tags this version reads (`1.1` only adds optional keys to `1`).
+pub const REPORT_SCHEMAS_READ: &[&str] = &["trtlens.report/1", "trtlens.report/1.1"];
 
 /// The model compared, when known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,6 +219,10 @@ pub struct Report {
     /// specialization), in the order applied; absent when none was.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub specialized: Vec<crate::model::specialize::Specialized>,
+    /// The nodes that introduced the most error (their own error on the candidate's inputs, not
+    /// the error they inherit), worst first; absent when introduced error was not computed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introducers: Vec<super::introduced::Introducer>,
 }
 
 impl Report {

@@ -19,6 +19,7 @@ mod ops;
 pub mod plan;
 pub mod predict;
 pub mod report;
+pub mod risk;
 
 use prost::Message;
 
