@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod culprits;
+
 use crate::error::{Error, Result};
 use crate::inputs::{self, InputOptions};
 use crate::model::Model;
@@ -42,6 +44,10 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Browse the per-layer diff in a terminal UI, toggle layers FP16/FP32, rebuild and re-compare.
     Inspect(InspectArgs),
+    /// Predict FP16 overflow/underflow per node from FP32 reference runs alone (masks and clamps apart).
+    Predict(culprits::PredictArgs),
+    /// Find the fewest nodes to keep FP32 so that the graph outputs pass, verified by candidate runs.
+    Search(culprits::SearchArgs),
     /// Execute one job request and stream JSON events on stdout (used by trtlens itself; docs/worker.md).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -476,6 +482,8 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Compare(a) => compare_cmd(a, cli.quiet),
         Command::Convert(a) => convert_cmd(a, cli.quiet),
         Command::Inspect(a) => inspect_cmd(a),
+        Command::Predict(a) => culprits::predict_cmd(a, cli.quiet),
+        Command::Search(a) => culprits::search_cmd(a, cli.quiet),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod precision;
 pub mod run;
 pub mod runner;
 pub mod samples;
+pub mod search;
 pub mod session;
 pub mod store;
 pub mod sys;

@@ -353,6 +353,11 @@ impl Comparison {
         self.model.as_ref().map(|m| specialize::apply_to(m, &decisions)).transpose()
     }
 
+    /// Turn the introduced-error computation of later candidates on or off.
+    pub fn set_introduced(&mut self, on: bool) {
+        self.req.introduced = on;
+    }
+
     /// The request this comparison was made with.
     #[must_use]
     pub fn request(&self) -> &CompareRequest {

@@ -32,6 +32,9 @@ pub struct RunnerEntry {
     pub default_tolerance: (f64, f64),
     /// Where it runs.
     pub placement: Placement,
+    /// True when several runs may execute at once (separate worker processes): CPU runners; a
+    /// runner owning one GPU or a licence says false.
+    pub parallel_runs: bool,
     /// The cargo feature that compiles it in, when it is optional.
     pub feature: Option<&'static str>,
     /// Whether this binary was built with it.
@@ -81,6 +84,7 @@ static ENTRIES: &[RunnerEntry] = &[
         takes_plan: false,
         default_tolerance: FP32_TOLERANCE,
         placement: Placement::InProcess,
+        parallel_runs: true,
         feature: Some("tract"),
         compiled: cfg!(feature = "tract"),
         check: TRACT_CHECK,
@@ -93,6 +97,7 @@ static ENTRIES: &[RunnerEntry] = &[
         takes_plan: false,
         default_tolerance: FP32_TOLERANCE,
         placement: Placement::InProcess,
+        parallel_runs: true,
         feature: Some("onnxruntime"),
         compiled: cfg!(feature = "onnxruntime"),
         check: ort_check,
@@ -105,6 +110,7 @@ static ENTRIES: &[RunnerEntry] = &[
         takes_plan: true,
         default_tolerance: FP16_TOLERANCE,
         placement: Placement::InProcess,
+        parallel_runs: true,
         feature: Some("tract"),
         compiled: cfg!(feature = "tract"),
         check: TRACT_CHECK,
