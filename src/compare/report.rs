@@ -1,5 +1,5 @@
 //! The diff report: the public JSON interface written by `compare --report` and `--json`
-//! (schema `trtlens.report/1`, documented in `docs/report-schema.md`, JSON Schema in
+//! (schema `trtlens.report/1.1`, which only adds optional keys to `trtlens.report/1`; documented in `docs/report-schema.md`, JSON Schema in
 //! `docs/report-schema.json`). Non-finite numbers are written as the strings `"inf"`, `"-inf"`,
 //! `"nan"` so every standard JSON parser accepts the file.
 

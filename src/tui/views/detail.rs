@@ -148,6 +148,17 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             [kv("cosine", format!("{:.6}", m.cosine)), kv("rel l2", num(m.rel_l2)), kv("snr dB", num(m.snr_db))]
                 .concat(),
         ));
+        if let (Some(ia), Some(il)) = (m.introduced_max_abs, m.introduced_rel_l2) {
+            lines.push(Line::from(
+                [
+                    kv("introduced: max abs", num(ia)),
+                    kv("rel l2", num(il)),
+                    kv("new non-finite", m.introduced_nonfinite.unwrap_or(0).to_string()),
+                    kv("mismatch", m.introduced_mismatches.unwrap_or(0).to_string()),
+                ]
+                .concat(),
+            ));
+        }
         lines.push(Line::from(
             [
                 kv("ref", format!("[{}, {}]", num(m.reference_min), num(m.reference_max))),
