@@ -327,3 +327,27 @@ fn a_healthy_model_needs_one_run() -> TestResult {
     assert!(outcome.summary().starts_with("kept 0 of"));
     Ok(())
 }
+
+#[test]
+fn inspector_search_runs_in_the_background_and_marks_the_kept_nodes() -> TestResult {
+    use trtlens::tui::action::{Action, Command};
+    use trtlens::tui::app::BuildState;
+    let tmp = tempfile::tempdir()?;
+    let keys = trtlens::tui::keys::KeyMap::default();
+    let mut app = trtlens::tui::start(&common::inspect_launch(&common::sample("mlp_overflow"), tmp.path()), &keys)?;
+    common::wait_job(&mut app)?;
+    assert_eq!(app.report.as_ref().map(|r| r.verdict.as_str()), Some("fail"));
+    app.update(Action::Cmd(Command::SearchPrecision));
+    assert!(app.busy(), "the search runs in the background");
+    assert!(matches!(app.build, BuildState::Searching(_)));
+    // The UI keeps answering while it runs.
+    app.update(Action::Cmd(Command::Down));
+    common::wait_job(&mut app)?;
+    assert_eq!(app.report.as_ref().map(|r| r.verdict.as_str()), Some("pass"), "{:?}", app.status);
+    for n in ["mlp/fc1/MatMul", "mlp/fc1/Add", "mlp/act/Relu", "mlp/fc2/MatMul"] {
+        assert_eq!(app.edits.label(Some(n)).1, "FP32 search", "{n}");
+    }
+    let log = std::fs::read_to_string(app.ctx.work_dir.join("search.jsonl"))?;
+    assert_eq!(log.lines().filter(|l| l.contains("\"line\":\"run\"")).count(), 6, "{log}");
+    Ok(())
+}

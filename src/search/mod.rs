@@ -172,6 +172,8 @@ struct Oracle<'a> {
     progress: &'a mut dyn FnMut(SearchEvent),
     /// Temporary folder for worker requests and reports.
     scratch: Option<tempfile::TempDir>,
+    /// Set to stop before the next run.
+    cancel: &'a std::sync::atomic::AtomicBool,
 }
 
 impl Oracle<'_> {
@@ -227,8 +229,16 @@ impl Oracle<'_> {
         Some(passed)
     }
 
+    fn check_cancel(&self) -> Result<()> {
+        if self.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Cancelled("search".into()));
+        }
+        Ok(())
+    }
+
     /// Run one candidate in this process (the comparison's runner placement applies).
     fn run_here(&mut self, set: &Set, phase: &str) -> Result<(bool, Report)> {
+        self.check_cancel()?;
         let opts = RunnerOptions {
             plan: Some(self.plan_for(set)),
             plan_label: Some(format!("search {phase}: {} node(s) FP32", set.len())),
@@ -274,6 +284,7 @@ impl Oracle<'_> {
 
     /// Run candidates as `trtlens worker` compare jobs, all at once, against the saved reference run.
     fn run_workers(&mut self, sets: &[Set], phase: &str) -> Result<Vec<bool>> {
+        self.check_cancel()?;
         use crate::job::client::{Worker, default_exe};
         use crate::job::{Job, Request};
         let ref_dir = self
@@ -419,6 +430,16 @@ fn islands(graph: &crate::model::graph::Graph, kept: &[String], rank: &[String])
 
 /// Run the search.
 pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(SearchEvent)) -> Result<SearchOutcome> {
+    search_cancellable(req, progress, &std::sync::atomic::AtomicBool::new(false))
+}
+
+/// Run the search; setting `cancel` stops it before the next candidate run (`Error::Cancelled`;
+/// the log keeps every run so far, `--resume` continues).
+pub fn search_cancellable(
+    req: &SearchRequest,
+    progress: &mut dyn FnMut(SearchEvent),
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<SearchOutcome> {
     let SideSpec::Runner(kind) = req.compare.candidate else {
         return Err(Error::usage("search needs a candidate runner that takes a precision plan (cpu-fp16)"));
     };
@@ -476,6 +497,7 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(SearchEvent)) -> Res
         jobs,
         progress,
         scratch: None,
+        cancel,
     };
 
     // 1. The base plan, with every node's introduced error.
