@@ -5,10 +5,10 @@
 //! * `trtlens search`: the real search ([`trtlens::search::search`]).
 //! * Polygraphy `debug precision` (default `--mode bisect --direction forward`): re-implemented from
 //!   its `BisectMarker` (polygraphy/tools/debug/subtool/precision.py): binary search on the number
-//!   of leading layers run in higher precision; it needs TensorRT to run for real. Layers are the
+//!   of leading layers run in higher precision; it needs `TensorRT` to run for real. Layers are the
 //!   nodes the base plan runs in FP16, in topological order.
 //! * onnxconverter-common `auto_convert_mixed_precision`: re-implemented from its `SegmentList`
-//!   (auto_mixed_precision.py): the sanity session with every node blocked, one session per
+//!   (`auto_mixed_precision.py`): the sanity session with every node blocked, one session per
 //!   segment attempt (largest segment first, split in halves on failure), and the final validation
 //!   session (its FP32 reference session is not counted, as the reference run is not for the others).
 
@@ -54,7 +54,7 @@ fn polygraphy_bisect(layers: &[String], oracle: &mut Oracle) -> Result<(usize, u
         let old = mark;
         if success {
             good = mark;
-            mark = (good + bad) / 2; // floor
+            mark = usize::midpoint(good, bad); // floor
         } else {
             bad = mark;
             mark = (good + bad).div_ceil(2); // ceil

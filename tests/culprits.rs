@@ -78,7 +78,11 @@ fn predict_flags_every_planted_culprit_and_the_json_has_the_documented_keys() ->
         match s.culprit {
             Some(c) => assert!(islands.contains(c), "{}: culprit {c} not predicted: {v:#}", s.name),
             None => {
-                assert!(v["at_risk"].as_array().is_some_and(Vec::is_empty), "{}: healthy sample flagged: {v:#}", s.name)
+                assert!(
+                    v["at_risk"].as_array().is_some_and(Vec::is_empty),
+                    "{}: healthy sample flagged: {v:#}",
+                    s.name
+                );
             }
         }
         for a in v["at_risk"].as_array().into_iter().flatten() {

@@ -17,10 +17,10 @@ use crate::runner::{RunnerKind, RunnerOptions};
 /// Thresholds of the prediction (shared by `predict` and `search`).
 #[derive(Debug, Args, Clone)]
 pub struct RiskArgs {
-    /// Activations whose reference |x| exceeds this are at risk (`AutoCast`'s data_max).
+    /// Activations whose reference |x| exceeds this are at risk (`AutoCast`'s `data_max`).
     #[arg(long = "data-max", default_value_t = risk::DEFAULT_DATA_MAX, value_name = "X")]
     pub data_max: f64,
-    /// Initializers/Constants whose |x| exceeds this are at risk (`AutoCast`'s init_max).
+    /// Initializers/Constants whose |x| exceeds this are at risk (`AutoCast`'s `init_max`).
     #[arg(long = "init-max", default_value_t = risk::DEFAULT_INIT_MAX, value_name = "X")]
     pub init_max: f64,
 }
@@ -152,7 +152,7 @@ pub struct SearchArgs {
     /// Candidate runs at once, in worker processes (where the candidate allows parallel runs).
     #[arg(short = 'j', long = "jobs", default_value_t = 1, value_name = "N")]
     pub jobs: usize,
-    /// Log of every candidate run and its verdict (JSON lines; default: MODEL_STEM.search.jsonl).
+    /// Log of every candidate run and its verdict (JSON lines; default: `MODEL_STEM.search.jsonl`).
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Replay the log first: sets already judged are not run again, new runs are appended.

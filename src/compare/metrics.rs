@@ -271,9 +271,8 @@ fn zero_guard(abs_reference: f64) -> f64 {
     if abs_reference == 0.0 { REL_ZERO_GUARD } else { abs_reference }
 }
 
-/// [`json_f64`] for `Option<f64>` fields.
+/// [`json_f64`] for `Option<f64>` fields (`null`/absent is `None`).
 pub mod json_f64_opt {
-    //! [`super::json_f64`] for optional values (`null`/absent is `None`).
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// Serialize like `json_f64`, `None` as `null`.

@@ -251,7 +251,9 @@ pub fn predict(model: &Model, run: &crate::store::RunDir, opts: &RiskOptions) ->
                 let s = reference_stats(t);
                 let r = ranges.entry(name.clone()).or_insert_with(new_range);
                 merge(r, &s, it, opts.data_max);
-                if !r.has_zero {
+                let read_by_mul =
+                    g.tensor(name).is_some_and(|t| t.consumers.iter().any(|&c| g.nodes[c].op_type == "Mul"));
+                if read_by_mul && !r.has_zero {
                     r.has_zero = (0..s.total as usize).any(|i| crate::tensor::element_f64(v.dtype, v.data, i) == 0.0);
                 }
             }

@@ -1101,7 +1101,7 @@ fn linear(b: &mut GraphBuilder, scope: &str, x: &str, sizes: (usize, usize), w: 
 
 /// `multitask_heads.onnx`: a multi-task MLP as `torch.onnx.export` writes it (`/trunk/fc1/Gemm`,
 /// `/trunk/fc1/Gemm_output_0`, weights `trunk.fc1.weight`): a shared trunk (two `Linear`+`ReLU`
-/// with a residual `Add`, then a LayerNorm written out as `ReduceMean, Sub, Pow, ReduceMean, Add,
+/// with a residual `Add`, then a `LayerNorm` written out as `ReduceMean, Sub, Pow, ReduceMean, Add,
 /// Sqrt, Div, Mul, Add`) feeding four heads, three of which overflow FP16 independently:
 ///
 /// * `price` (unnormalised regression targets, like `regression_overflow`): `/heads/price/fc2/Gemm`

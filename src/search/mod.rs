@@ -139,7 +139,7 @@ impl SearchOutcome {
         format!("--nodes_to_exclude {}", names.join(" "))
     }
 
-    /// `trtexec` (TensorRT ≤ 10) per-layer precisions; layer names follow the ONNX node names.
+    /// `trtexec` (`TensorRT` ≤ 10) per-layer precisions; layer names follow the ONNX node names.
     #[must_use]
     pub fn layer_precisions_args(&self) -> String {
         let spec: Vec<String> = self.kept.iter().map(|n| format!("{n}:fp32")).collect();
@@ -284,9 +284,9 @@ impl Oracle<'_> {
 
     /// Run candidates as `trtlens worker` compare jobs, all at once, against the saved reference run.
     fn run_workers(&mut self, sets: &[Set], phase: &str) -> Result<Vec<bool>> {
-        self.check_cancel()?;
         use crate::job::client::{Worker, default_exe};
         use crate::job::{Job, Request};
+        self.check_cancel()?;
         let ref_dir = self
             .comparison
             .reference_rundir()
@@ -390,8 +390,6 @@ fn island_of(graph: &crate::model::graph::Graph, node: &str, universe: &Set) -> 
 /// Group `kept` into connected islands (an edge: one node reads another's output), each with the
 /// node of the largest introduced error as its root.
 fn islands(graph: &crate::model::graph::Graph, kept: &[String], rank: &[String]) -> Vec<FoundIsland> {
-    let set: Set = kept.iter().cloned().collect();
-    let mut parent: BTreeMap<String, String> = kept.iter().map(|n| (n.clone(), n.clone())).collect();
     fn find(p: &mut BTreeMap<String, String>, x: &str) -> String {
         let mut cur = x.to_string();
         while let Some(next) = p.get(&cur).filter(|n| **n != cur).cloned() {
@@ -399,6 +397,8 @@ fn islands(graph: &crate::model::graph::Graph, kept: &[String], rank: &[String])
         }
         cur
     }
+    let set: Set = kept.iter().cloned().collect();
+    let mut parent: BTreeMap<String, String> = kept.iter().map(|n| (n.clone(), n.clone())).collect();
     for n in kept {
         for m in island_of(graph, n, &set).into_iter().skip(1) {
             let (a, b) = (find(&mut parent, n), find(&mut parent, &m));
@@ -618,4 +618,53 @@ pub fn search_cancellable(
     }
     let kept = topo(&set);
     Ok(finish(&oracle, kept, &rank))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_spellings_quote_only_what_needs_it() {
+        assert_eq!(shell_quote("/heads/cls/Exp"), "/heads/cls/Exp");
+        assert_eq!(shell_quote("model/tf.math.reduce_sum/Sum"), "model/tf.math.reduce_sum/Sum");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        let o = SearchOutcome {
+            kept: vec!["a/Mul".into(), "b c".into()],
+            islands: vec![],
+            universe: 9,
+            runs: 4,
+            replayed: 1,
+            baseline_passed: false,
+            predicted: vec![],
+            plan: Plan::uniform(Precision::Fp16),
+            specialized: vec![],
+        };
+        assert_eq!(o.summary(), "kept 2 of 9 nodes FP32 after 4 candidate runs (1 replayed from the log)");
+        assert_eq!(o.autocast_args(), "--nodes_to_exclude a/Mul 'b c'");
+        assert_eq!(
+            o.layer_precisions_args(),
+            "--fp16 --precisionConstraints=obey --layerPrecisions='a/Mul:fp32,b c:fp32'"
+        );
+    }
+
+    #[test]
+    fn islands_are_connected_kept_nodes_rooted_at_the_worst_introducer() -> Result<()> {
+        let model = crate::model::Model::from_bytes(
+            std::path::Path::new("multitask_heads.onnx"),
+            &crate::samples::encode(&crate::samples::models::multitask_heads()),
+        )?;
+        let kept: Vec<String> = ["/heads/price/fc2/Gemm", "/heads/cls/Exp", "/heads/cls/ReduceSum", "/heads/cls/Div"]
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect();
+        let rank = vec!["/heads/cls/ReduceSum".to_string()];
+        let found = islands(&model.graph, &kept, &rank);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].nodes, vec!["/heads/price/fc2/Gemm".to_string()]);
+        assert_eq!(found[1].root, "/heads/cls/ReduceSum");
+        assert_eq!(found[1].nodes.len(), 3);
+        Ok(())
+    }
 }
