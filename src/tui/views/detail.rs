@@ -148,17 +148,6 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             [kv("cosine", format!("{:.6}", m.cosine)), kv("rel l2", num(m.rel_l2)), kv("snr dB", num(m.snr_db))]
                 .concat(),
         ));
-        if let (Some(ia), Some(il)) = (m.introduced_max_abs, m.introduced_rel_l2) {
-            lines.push(Line::from(
-                [
-                    kv("introduced: max abs", num(ia)),
-                    kv("rel l2", num(il)),
-                    kv("new non-finite", m.introduced_nonfinite.unwrap_or(0).to_string()),
-                    kv("mismatch", m.introduced_mismatches.unwrap_or(0).to_string()),
-                ]
-                .concat(),
-            ));
-        }
         lines.push(Line::from(
             [
                 kv("ref", format!("[{}, {}]", num(m.reference_min), num(m.reference_max))),
@@ -174,6 +163,17 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             ]
             .concat(),
         ));
+        if let Some(ia) = m.introduced_max_abs {
+            // The node's own error on the candidate's inputs (not inherited).
+            lines.push(Line::from(
+                [
+                    kv("introduced max abs", num(ia)),
+                    kv("new non-finite", m.introduced_nonfinite.unwrap_or(0).to_string()),
+                    kv("mismatch", m.introduced_mismatches.unwrap_or(0).to_string()),
+                ]
+                .concat(),
+            ));
+        }
         lines.push(Line::from(Span::styled(
             "* error statistics over finite pairs",
             Style::default().fg(Color::DarkGray),
