@@ -355,3 +355,29 @@ fn inspector_search_runs_in_the_background_and_marks_the_kept_nodes() -> TestRes
     assert_eq!(log.lines().filter(|l| l.contains("\"line\":\"run\"")).count(), 6, "{log}");
     Ok(())
 }
+
+#[test]
+fn without_a_prediction_the_search_grows_along_the_introduced_ranking_to_a_one_minimal_set() -> TestResult {
+    // At float32 tolerances plain FP16 rounding fails; nothing overflows, so nothing is predicted.
+    let model = common::sample("cnn_bn_relu");
+    let mut req = search_request(&model, trtlens::precision::OutOfRangePolicy::Saturate);
+    req.compare.tolerance.atol = 1e-5;
+    req.compare.tolerance.rtol = 1e-5;
+    let outcome = search(&req, &mut |_| {})?;
+    assert!(outcome.predicted.is_empty() && !outcome.baseline_passed);
+    assert!(!outcome.kept.is_empty() && outcome.kept.len() < outcome.universe, "{}", outcome.summary());
+    let verdict = |plan: trtlens::precision::Plan| -> Result<bool, Box<dyn std::error::Error>> {
+        let mut c = req.compare.clone();
+        c.runner_options.plan = Some(plan);
+        c.introduced = false;
+        Ok(trtlens::compare::compare(&c, &mut |_, _| {})?.passed())
+    };
+    assert!(verdict(outcome.plan.clone())?, "the result passes");
+    // No single node can be handed back.
+    for n in &outcome.kept {
+        let mut plan = outcome.plan.clone();
+        plan.overrides.retain(|o| !matches!(&o.selector, trtlens::precision::Selector::Node(x) if x == n));
+        assert!(!verdict(plan)?, "{n} could be handed back: {}", outcome.summary());
+    }
+    Ok(())
+}
