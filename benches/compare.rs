@@ -99,6 +99,7 @@ fn time_compare(a: &Path, b: &Path) -> Res<f64> {
         save_runs: None,
         keep_fp32_predicted: None,
         specialize: true,
+        introduced: true,
     };
     let t = Instant::now();
     let report = compare(&req, &mut |_, _| {})?;

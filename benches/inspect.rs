@@ -44,6 +44,7 @@ fn main() -> Res<()> {
         save_runs: None,
         keep_fp32_predicted: None,
         specialize: true,
+        introduced: true,
     };
     let mut report = compare(&req, &mut |_, _| {})?;
     let base = report.tensors.clone();

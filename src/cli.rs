@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod culprits;
+
 use crate::error::{Error, Result};
 use crate::inputs::{self, InputOptions};
 use crate::model::Model;
@@ -55,6 +57,10 @@ pub enum Command {
     Build(BuildArgs),
     /// Show which TensorRT flavours, GPUs and ONNX Runtime this machine has, and what can run where.
     Doctor(DoctorArgs),
+    /// Predict FP16 overflow/underflow per node from FP32 reference runs alone (masks and clamps apart).
+    Predict(culprits::PredictArgs),
+    /// Find the fewest nodes to keep FP32 so that the graph outputs pass, verified by candidate runs.
+    Search(culprits::SearchArgs),
     /// Execute one job request and stream JSON events on stdout (used by trtlens itself; docs/worker.md).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -250,6 +256,7 @@ impl InspectArgs {
             save_runs: None,
             keep_fp32_predicted: None,
             specialize: !self.inputs.no_specialize,
+            introduced: true,
         })
     }
 }
@@ -623,6 +630,10 @@ pub struct CompareArgs {
     /// Keep the runs of runner sides in DIR/reference and DIR/candidate.
     #[arg(long = "save-runs", value_name = "DIR")]
     pub save_runs: Option<PathBuf>,
+    /// Skip the introduced-error pass (one more reference run that re-runs every node on the
+    /// candidate's own inputs; docs/culprits.md).
+    #[arg(long = "no-introduced")]
+    pub no_introduced: bool,
     /// Keep FP32 (reason: prediction) every node reading or writing a tensor whose reference values
     /// exceed FP16 (`overflow`), or also flush to zero in FP16 (`all`).
     #[arg(long = "keep-fp32-predicted", value_name = "overflow|all", num_args = 0..=1, default_missing_value = "overflow", value_parser = ["overflow", "all"])]
@@ -691,6 +702,8 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Report(a) => share::report_cmd(a, cli.quiet, use_color()),
         Command::Inputs(a) => share::inputs_cmd(a, cli.quiet),
         Command::Tensors(a) => share::tensors_cmd(a, cli.quiet),
+        Command::Predict(a) => culprits::predict_cmd(a, cli.quiet),
+        Command::Search(a) => culprits::search_cmd(a, cli.quiet),
     }
 }
 
@@ -861,6 +874,7 @@ impl CompareArgs {
             save_runs: self.save_runs.clone(),
             keep_fp32_predicted: predict_mode(self.keep_fp32_predicted.as_deref()),
             specialize: !self.inputs.no_specialize,
+            introduced: !self.no_introduced,
         })
     }
 }

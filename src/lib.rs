@@ -16,6 +16,7 @@ pub mod render;
 pub mod run;
 pub mod runner;
 pub mod samples;
+pub mod search;
 pub mod session;
 pub mod store;
 pub mod sys;

@@ -271,6 +271,27 @@ fn zero_guard(abs_reference: f64) -> f64 {
     if abs_reference == 0.0 { REL_ZERO_GUARD } else { abs_reference }
 }
 
+/// [`json_f64`] for `Option<f64>` fields (`null`/absent is `None`).
+pub mod json_f64_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialize like `json_f64`, `None` as `null`.
+    #[allow(clippy::ref_option)] // serde's `with` hands a reference to the field
+    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(x) => super::json_f64::serialize(x, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Read what `serialize` writes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(with = "super::json_f64")] f64);
+        Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
 /// Serde helpers writing non-finite `f64` as the strings `"inf"`, `"-inf"`, `"nan"`.
 ///
 /// Use as `#[serde(with = "json_f64")]`. Reading also accepts `"Infinity"`, `"+inf"`, `"NaN"` (any
@@ -431,6 +452,21 @@ pub struct Metrics {
     pub worst: Option<Element>,
     /// The k worst elements, worst first.
     pub top_k: Vec<Element>,
+    /// Introduced error (`compare::introduced`): largest `|c − r|` between the candidate and the
+    /// reference implementation of the producing node run on the candidate's own inputs. Absent when
+    /// not computed (saved sides without a model, reports before `trtlens.report/1.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "json_f64_opt")]
+    pub introduced_max_abs: Option<f64>,
+    /// Introduced error: `‖c − r‖ / ‖r‖` against the node re-run on the candidate's inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "json_f64_opt")]
+    pub introduced_rel_l2: Option<f64>,
+    /// Introduced error: elements out of tolerance against the node re-run on the candidate's inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introduced_mismatches: Option<u64>,
+    /// Introduced error: elements non-finite in the candidate where the node re-run on the
+    /// candidate's inputs is finite (the node created them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introduced_nonfinite: Option<u64>,
 }
 
 /// The verdict on one tensor pair.
@@ -1376,6 +1412,10 @@ fn finish(pair: &Pair<'_>, t: &Partial, median_abs: f64, p99_abs: f64, top_k: us
         deviation_ratio_10pct: or_nan(t.deviating as f64 / nf),
         worst: elements.first().cloned(),
         top_k: elements.into_iter().take(top_k).collect(),
+        introduced_max_abs: None,
+        introduced_rel_l2: None,
+        introduced_mismatches: None,
+        introduced_nonfinite: None,
     }
 }
 

@@ -6,6 +6,7 @@
 //! parallel, so memory stays near the size of the tensors being compared, whatever the model size.
 
 pub mod histogram;
+pub mod introduced;
 pub mod metrics;
 pub mod report;
 pub mod source;
@@ -56,6 +57,14 @@ pub struct CompareRequest {
     pub keep_fp32_predicted: Option<crate::precision::predict::Predict>,
     /// Runner sides specialize control flow for the inputs (see [`crate::model::specialize`]).
     pub specialize: bool,
+    /// Compute each node's introduced error (the node re-run by the reference implementation on
+    /// the candidate's own inputs, see [`introduced`]); needs the model. On by default.
+    #[serde(default = "yes")]
+    pub introduced: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl CompareRequest {
@@ -80,6 +89,7 @@ impl CompareRequest {
             save_runs: None,
             keep_fp32_predicted: None,
             specialize: true,
+            introduced: true,
         }
     }
 }
@@ -326,8 +336,108 @@ impl Comparison {
         )?;
         report.specialized = decisions;
         report.notes.extend(spec_notes);
+        if self.req.introduced
+            && let Some(m) = graph_model.as_ref().or(self.model.as_ref())
+        {
+            self.add_introduced(m, &candidate, &mut report);
+        }
         Ok(report)
     }
+
+    /// The reference run, when the reference is a trtlens run.
+    #[must_use]
+    pub fn reference_rundir(&self) -> Option<&crate::store::RunDir> {
+        match &self.reference.side {
+            Side::Run(r) => Some(r),
+            Side::Polygraphy { .. } => None,
+        }
+    }
+
+    /// The graph the reference run was made from: the model with the run's control-flow
+    /// specialization applied (node names of inlined branches resolve in it).
+    pub fn reference_graph_model(&self) -> Result<Option<Model>> {
+        let (decisions, _) = recorded_specialization(Some(&self.reference), None);
+        self.model.as_ref().map(|m| specialize::apply_to(m, &decisions)).transpose()
+    }
+
+    /// Turn the introduced-error computation of later candidates on or off.
+    pub fn set_introduced(&mut self, on: bool) {
+        self.req.introduced = on;
+    }
+
+    /// The request this comparison was made with.
+    #[must_use]
+    pub fn request(&self) -> &CompareRequest {
+        &self.req
+    }
+
+    /// Fill `metrics.introduced_*` and the ranked introducers; a failure becomes a note.
+    fn add_introduced(&self, model: &Model, candidate: &Ready, report: &mut Report) {
+        let kind = match &self.req.reference {
+            SideSpec::Runner(k) if !k.takes_plan() => *k,
+            _ => crate::runner::RunnerKind::Tract,
+        };
+        let inputs = match self.reference.side.inputs() {
+            Ok(Some(i)) => Some(i),
+            _ => candidate.side.inputs().ok().flatten(),
+        };
+        let Some(inputs) = inputs else {
+            report.notes.push("introduced error not computed: no side recorded the inputs".into());
+            return;
+        };
+        let req = &self.req;
+        let tol = |name: &str| effective_tolerance(req, name);
+        match introduced::compute(
+            model,
+            kind,
+            &self.req.runner_options,
+            &inputs,
+            &self.reference.side,
+            &candidate.side,
+            &tol,
+        ) {
+            Ok(map) => attach_introduced(report, &map),
+            Err(e) => report.notes.push(format!("introduced error not computed: {}", crate::runner::one_line(&e))),
+        }
+    }
+}
+
+/// Introducers listed in a report.
+pub const INTRODUCERS_LISTED: usize = 10;
+
+/// Put introduced errors into the report's metrics and rank the worst introducers.
+fn attach_introduced(report: &mut Report, map: &std::collections::BTreeMap<String, introduced::Introduced>) {
+    let mut ranked: Vec<(&TensorReport, &introduced::Introduced)> = Vec::new();
+    for t in &mut report.tensors {
+        let Some(i) = map.get(&t.name) else { continue };
+        if let Some(m) = t.metrics.as_mut() {
+            m.introduced_max_abs = Some(i.max_abs);
+            m.introduced_rel_l2 = Some(i.rel_l2);
+            m.introduced_mismatches = Some(i.mismatches);
+            m.introduced_nonfinite = Some(i.nonfinite);
+        }
+    }
+    for t in &report.tensors {
+        if let Some(i) = map.get(&t.name) {
+            ranked.push((t, i));
+        }
+    }
+    ranked.sort_by(|a, b| b.1.key().partial_cmp(&a.1.key()).unwrap_or(std::cmp::Ordering::Equal));
+    report.introducers = ranked
+        .into_iter()
+        .filter(|(_, i)| i.max_abs > 0.0 || i.nonfinite > 0)
+        .take(INTRODUCERS_LISTED)
+        .map(|(t, i)| introduced::Introducer {
+            node: t.node.clone().unwrap_or_else(|| t.name.clone()),
+            tensor: t.name.clone(),
+            op_type: t.op_type.clone(),
+            introduced_max_abs: i.max_abs,
+            introduced_rel_l2: i.rel_l2,
+            introduced_mismatches: i.mismatches,
+            introduced_nonfinite: i.nonfinite,
+            accumulated_max_abs: t.metrics.as_ref().map_or(f64::NAN, |m| m.max_abs),
+        })
+        .collect();
 }
 
 /// A saved side made from another model than the one given is refused.
@@ -794,6 +904,7 @@ fn build_report(
         notes,
         specialized: Vec::new(),
         trt: None,
+        introducers: Vec::new(),
     };
     if let Side::Run(run) = cs
         && let Some(info) = &run.manifest.trt

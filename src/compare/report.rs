@@ -1,5 +1,5 @@
 //! The diff report: the public JSON interface written by `compare --report` and `--json`
-//! (schema `trtlens.report/1`, documented in `docs/report-schema.md`, JSON Schema in
+//! (schema `trtlens.report/1.1`, which only adds optional keys to `trtlens.report/1`; documented in `docs/report-schema.md`, JSON Schema in
 //! `docs/report-schema.json`). Non-finite numbers are written as the strings `"inf"`, `"-inf"`,
 //! `"nan"` so every standard JSON parser accepts the file.
 
@@ -10,7 +10,10 @@ use crate::inputs::InputSource;
 use crate::store::ToolInfo;
 
 /// Schema tag of reports written by this version.
-pub const REPORT_SCHEMA: &str = "trtlens.report/1";
+pub const REPORT_SCHEMA: &str = "trtlens.report/1.1";
+
+/// Schema tags this version reads (`1.1` only adds optional keys to `1`).
+pub const REPORT_SCHEMAS_READ: &[&str] = &["trtlens.report/1", "trtlens.report/1.1"];
 
 /// The model compared, when known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -276,6 +279,10 @@ pub struct Report {
     /// TensorRT candidates: the engine, the precision mismatches, the production engine's verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trt: Option<TrtReport>,
+    /// The nodes that introduced the most error (their own error on the candidate's inputs, not
+    /// the error they inherit), worst first; absent when introduced error was not computed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introducers: Vec<super::introduced::Introducer>,
 }
 
 impl Report {

@@ -240,6 +240,26 @@ pub fn render(report: &Report, opts: TableOptions) -> String {
     if report.first_nonfinite.is_some() {
         let _ = writeln!(out, "first non-finite: {}", describe(&report.first_nonfinite));
     }
+    let introducing: Vec<_> =
+        report.introducers.iter().filter(|i| i.introduced_nonfinite + i.introduced_mismatches > 0).take(5).collect();
+    if !introducing.is_empty() {
+        let _ = writeln!(out, "worst introducers (own error on the candidate's inputs, not inherited):");
+        for i in introducing {
+            let made = if i.introduced_nonfinite > 0 {
+                format!("{} new non-finite", i.introduced_nonfinite)
+            } else {
+                format!("{} mismatches", i.introduced_mismatches)
+            };
+            let _ = writeln!(
+                out,
+                "  {} ({}): {made}, introduced max abs {} (accumulated {})",
+                fit(&i.node, 48),
+                i.op_type.as_deref().unwrap_or("?"),
+                num(i.introduced_max_abs),
+                num(i.accumulated_max_abs)
+            );
+        }
+    }
     for sp in &report.specialized {
         let _ = writeln!(out, "specialized: {}", fit_head(&sp.to_string(), 87));
     }

@@ -304,7 +304,7 @@ fn f32_values(model: &Model, t: &TensorProto) -> Result<Vec<f32>> {
 }
 
 /// The f32 values a Constant node holds and the tensor proto to model the FP16 one on.
-fn constant_values(model: &Model, n: &NodeProto) -> Result<(TensorProto, Vec<f32>)> {
+pub(crate) fn constant_values(model: &Model, n: &NodeProto) -> Result<(TensorProto, Vec<f32>)> {
     for a in &n.attribute {
         match a.name.as_deref() {
             Some("value") => {

@@ -21,6 +21,7 @@ mod ops;
 pub mod plan;
 pub mod predict;
 pub mod report;
+pub mod risk;
 pub mod tf32;
 
 use prost::Message;

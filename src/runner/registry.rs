@@ -64,6 +64,9 @@ pub struct RunnerEntry {
     pub worker_setup: Option<fn(&RunnerOptions) -> crate::error::Result<WorkerSetup>>,
     /// Where it runs.
     pub placement: Placement,
+    /// True when several runs may execute at once (separate worker processes): CPU runners; a
+    /// runner owning one GPU or a licence says false.
+    pub parallel_runs: bool,
     /// The cargo feature that compiles it in, when it is optional.
     pub feature: Option<&'static str>,
     /// Whether this binary was built with it.
@@ -142,6 +145,7 @@ static ENTRIES: &[RunnerEntry] = &[
         flags: &[],
         worker_setup: None,
         placement: Placement::InProcess,
+        parallel_runs: true,
         feature: Some("tract"),
         compiled: cfg!(feature = "tract"),
         check: TRACT_CHECK,
@@ -157,6 +161,7 @@ static ENTRIES: &[RunnerEntry] = &[
         flags: &[],
         worker_setup: None,
         placement: Placement::InProcess,
+        parallel_runs: true,
         feature: Some("onnxruntime"),
         compiled: cfg!(feature = "onnxruntime"),
         check: ort_check,
@@ -172,6 +177,7 @@ static ENTRIES: &[RunnerEntry] = &[
         flags: &["--tf32"],
         worker_setup: None,
         placement: Placement::InProcess,
+        parallel_runs: true,
         feature: Some("tract"),
         compiled: cfg!(feature = "tract"),
         check: TRACT_CHECK,
@@ -188,6 +194,8 @@ static ENTRIES: &[RunnerEntry] = &[
         flags: &["--tf32", "--ort-opt", "--device"],
         worker_setup: ORT_CUDA_SETUP,
         placement: Placement::Worker,
+        // One GPU: candidate runs of a search go one at a time.
+        parallel_runs: false,
         feature: Some("onnxruntime"),
         compiled: cfg!(feature = "onnxruntime"),
         check: ort_cuda_check,
@@ -203,6 +211,8 @@ static ENTRIES: &[RunnerEntry] = &[
         flags: &[],
         worker_setup: None,
         placement: Placement::Worker,
+        // One GPU: candidate runs of a search go one at a time.
+        parallel_runs: false,
         feature: Some("tensorrt"),
         compiled: cfg!(feature = "tensorrt"),
         check: trt_check_enterprise,
@@ -218,6 +228,8 @@ static ENTRIES: &[RunnerEntry] = &[
         flags: &[],
         worker_setup: None,
         placement: Placement::Worker,
+        // One GPU: candidate runs of a search go one at a time.
+        parallel_runs: false,
         feature: Some("tensorrt-rtx"),
         compiled: cfg!(feature = "tensorrt-rtx"),
         check: trt_check_rtx,

@@ -121,6 +121,12 @@ the input. In FP16 /frontend/Pow overflows to inf for every feature above 0.427,
 NaN: the NaN reaches the Clip. ONNX Runtime (CPU and CUDA) keeps it, so limited is NaN; an emulation whose Clip \
 maps NaN to its bound reports no overshoot and calls the broken layer healthy. Keeping /frontend/Pow and /guard/Div \
 FP32 fixes it.";
+const MULTITASK_HEADS_DOC: &str = "Multi-task MLP exported by torch.onnx (/trunk/fc1/Gemm, \
+weights trunk.fc1.weight): a shared trunk (Linear+ReLU twice with a residual Add, LayerNorm written out) and four \
+heads, three of which overflow FP16 independently: /heads/price/fc2/Gemm writes regression targets of about 9e4 \
+(a graph output: the Gemm alone is the fix); /heads/cls/Exp of a logit near 14.8 in a softmax written without the \
+max subtraction (fix: Exp, ReduceSum, Div); /heads/embed/ReduceSum sums squares of about 70 over 64 units to 3.1e5 \
+(fix: ReduceSum and its reader Sqrt). The aux head (Linear+Sigmoid) and the trunk are healthy.";
 
 /// Every sample, in a fixed order.
 #[must_use]
@@ -268,6 +274,24 @@ pub fn all() -> Vec<Sample> {
             fix: &["/frontend/Pow", "/guard/Div"],
             shapes: &[],
             build: models::clip_nan_guard,
+        },
+        Sample {
+            name: "multitask_heads",
+            file: "multitask_heads.onnx",
+            description: MULTITASK_HEADS_DOC,
+            policy: OutOfRangePolicy::Saturate,
+            culprit: Some("/heads/price/fc2/Gemm"),
+            first_nonfinite: Some("/heads/price/fc2/Gemm"),
+            fix: &[
+                "/heads/price/fc2/Gemm",
+                "/heads/cls/Exp",
+                "/heads/cls/ReduceSum",
+                "/heads/cls/Div",
+                "/heads/embed/ReduceSum",
+                "/heads/embed/Sqrt",
+            ],
+            shapes: &[],
+            build: models::multitask_heads,
         },
     ]
 }

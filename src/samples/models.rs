@@ -1096,3 +1096,180 @@ pub fn clip_nan_guard() -> ModelProto {
     b.output("limited");
     b.build(super::CLIP_NAN_GUARD_DOC)
 }
+
+/// A `torch.onnx`-style `Gemm` (`nn.Linear` on a 2-D input: weight `[out, in]`, `transB = 1`) named
+/// `/{scope}/Gemm` writing `/{scope}/Gemm_output_0`. Returns the output name.
+fn linear(b: &mut GraphBuilder, scope: &str, x: &str, sizes: (usize, usize), w: (f32, f32), bias: &[f32]) -> String {
+    let (cin, cout) = sizes;
+    let dotted = scope.replace('/', ".");
+    let weight = b.weight(&format!("{dotted}.weight"), &[cout, cin], w.0, w.1);
+    let bias_name = b.constant(&format!("{dotted}.bias"), &[cout], bias);
+    let out = format!("/{scope}/Gemm_output_0");
+    b.node(
+        "Gemm",
+        &format!("/{scope}/Gemm"),
+        &[x, &weight, &bias_name],
+        &[(&out, &[1, cout as i64])],
+        &[("alpha", Attr::Float(1.0)), ("beta", Attr::Float(1.0)), ("transB", Attr::Int(1))],
+    )
+}
+
+/// `multitask_heads.onnx`: a multi-task MLP as `torch.onnx.export` writes it (`/trunk/fc1/Gemm`,
+/// `/trunk/fc1/Gemm_output_0`, weights `trunk.fc1.weight`): a shared trunk (two `Linear`+`ReLU`
+/// with a residual `Add`, then a `LayerNorm` written out as `ReduceMean, Sub, Pow, ReduceMean, Add,
+/// Sqrt, Div, Mul, Add`) feeding four heads, three of which overflow FP16 independently:
+///
+/// * `price` (unnormalised regression targets, like `regression_overflow`): `/heads/price/fc2/Gemm`
+///   writes about 9e4, a graph output, so that `Gemm` alone is the fix;
+/// * `class_probs` (softmax written out, like `softmax_naive`): one logit near 14.8, so
+///   `/heads/cls/Exp` overflows and the fix is the island `Exp, ReduceSum, Div`;
+/// * `embedding` (L2 normalisation written out, like `tf2onnx_names`): squares of about 70 summed
+///   over 64 units reach 3.1e5 at `/heads/embed/ReduceSum`; the fix is `ReduceSum` and its reader
+///   `Sqrt`;
+/// * `aux` (`Linear` + `Sigmoid`) is healthy.
+///
+/// The trunk stays within a few units. It is the search benchmark's model with k = 3 culprits.
+#[must_use]
+pub fn multitask_heads() -> ModelProto {
+    const IN: usize = 32;
+    const H: usize = 64;
+    let mut b = GraphBuilder::new("multitask_heads", 0x6D74_6B68);
+    b.input("features", data_type::FLOAT, &[1, IN as i64]);
+    let h = [1, H as i64];
+    let r = [1, 1];
+    // Trunk.
+    let bias1 = b.rng().uniform_vec(H, 0.0, 0.2);
+    let fc1 = linear(&mut b, "trunk/fc1", "features", (IN, H), (-0.25, 0.25), &bias1);
+    b.node("Relu", "/trunk/act1/Relu", &[&fc1], &[("/trunk/act1/Relu_output_0", &h)], &[]);
+    let bias2 = b.rng().uniform_vec(H, -0.1, 0.1);
+    let fc2 = linear(&mut b, "trunk/fc2", "/trunk/act1/Relu_output_0", (H, H), (-0.15, 0.15), &bias2);
+    b.node("Add", "/trunk/Add", &["/trunk/act1/Relu_output_0", &fc2], &[("/trunk/Add_output_0", &h)], &[]);
+    b.node("Relu", "/trunk/act2/Relu", &["/trunk/Add_output_0"], &[("/trunk/act2/Relu_output_0", &h)], &[]);
+    let axes = [("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(1))];
+    let x = "/trunk/act2/Relu_output_0";
+    b.node("ReduceMean", "/trunk/norm/ReduceMean", &[x], &[("/trunk/norm/ReduceMean_output_0", &r)], &axes);
+    b.node("Sub", "/trunk/norm/Sub", &[x, "/trunk/norm/ReduceMean_output_0"], &[("/trunk/norm/Sub_output_0", &h)], &[]);
+    b.constant_node("/trunk/norm/Constant", "/trunk/norm/Constant_output_0", &f32_tensor(&[], &[2.0]));
+    b.node(
+        "Pow",
+        "/trunk/norm/Pow",
+        &["/trunk/norm/Sub_output_0", "/trunk/norm/Constant_output_0"],
+        &[("/trunk/norm/Pow_output_0", &h)],
+        &[],
+    );
+    b.node(
+        "ReduceMean",
+        "/trunk/norm/ReduceMean_1",
+        &["/trunk/norm/Pow_output_0"],
+        &[("/trunk/norm/ReduceMean_1_output_0", &r)],
+        &axes,
+    );
+    b.constant_node("/trunk/norm/Constant_1", "/trunk/norm/Constant_1_output_0", &f32_tensor(&[], &[1e-5]));
+    b.node(
+        "Add",
+        "/trunk/norm/Add",
+        &["/trunk/norm/ReduceMean_1_output_0", "/trunk/norm/Constant_1_output_0"],
+        &[("/trunk/norm/Add_output_0", &r)],
+        &[],
+    );
+    b.node("Sqrt", "/trunk/norm/Sqrt", &["/trunk/norm/Add_output_0"], &[("/trunk/norm/Sqrt_output_0", &r)], &[]);
+    b.node(
+        "Div",
+        "/trunk/norm/Div",
+        &["/trunk/norm/Sub_output_0", "/trunk/norm/Sqrt_output_0"],
+        &[("/trunk/norm/Div_output_0", &h)],
+        &[],
+    );
+    b.weight("trunk.norm.weight", &[H], 0.9, 1.1);
+    b.weight("trunk.norm.bias", &[H], -0.05, 0.05);
+    b.node(
+        "Mul",
+        "/trunk/norm/Mul",
+        &["/trunk/norm/Div_output_0", "trunk.norm.weight"],
+        &[("/trunk/norm/Mul_output_0", &h)],
+        &[],
+    );
+    b.node(
+        "Add",
+        "/trunk/norm/Add_1",
+        &["/trunk/norm/Mul_output_0", "trunk.norm.bias"],
+        &[("/trunk/norm/Add_1_output_0", &h)],
+        &[],
+    );
+    let z = "/trunk/norm/Add_1_output_0";
+    // Price head: overflows at its last Gemm, a graph output.
+    let pb = b.rng().uniform_vec(32, 2.0, 3.0);
+    let p1 = linear(&mut b, "heads/price/fc1", z, (H, 32), (-0.05, 0.05), &pb);
+    b.node("Relu", "/heads/price/act/Relu", &[&p1], &[("/heads/price/act/Relu_output_0", &[1, 32])], &[]);
+    let weight = b.weight("heads.price.fc2.weight", &[2, 32], 600.0, 800.0);
+    let bias = b.constant("heads.price.fc2.bias", &[2], &[3.0e4, 3.5e4]);
+    b.node(
+        "Gemm",
+        "/heads/price/fc2/Gemm",
+        &["/heads/price/act/Relu_output_0", &weight, &bias],
+        &[("price", &[1, 2])],
+        &[("alpha", Attr::Float(1.0)), ("beta", Attr::Float(1.0)), ("transB", Attr::Int(1))],
+    );
+    // Classification head: softmax written out without the max subtraction.
+    let mut cb = b.rng().uniform_vec(16, 0.0, 2.0);
+    cb[5] = 14.8;
+    let logits = linear(&mut b, "heads/cls", z, (H, 16), (-0.02, 0.02), &cb);
+    let c = [1, 16];
+    b.node("Exp", "/heads/cls/Exp", &[&logits], &[("/heads/cls/Exp_output_0", &c)], &[]);
+    b.constant_i64("onnx::ReduceSum_61", &[1], &[-1]);
+    b.node(
+        "ReduceSum",
+        "/heads/cls/ReduceSum",
+        &["/heads/cls/Exp_output_0", "onnx::ReduceSum_61"],
+        &[("/heads/cls/ReduceSum_output_0", &r)],
+        &[("keepdims", Attr::Int(1))],
+    );
+    b.node(
+        "Div",
+        "/heads/cls/Div",
+        &["/heads/cls/Exp_output_0", "/heads/cls/ReduceSum_output_0"],
+        &[("class_probs", &c)],
+        &[],
+    );
+    // Embedding head: L2 normalisation written out.
+    let eb = b.rng().uniform_vec(H, 66.0, 74.0);
+    let e = linear(&mut b, "heads/embed", z, (H, H), (-0.02, 0.02), &eb);
+    b.node("Relu", "/heads/embed/Relu", &[&e], &[("/heads/embed/Relu_output_0", &h)], &[]);
+    b.node(
+        "Mul",
+        "/heads/embed/Mul",
+        &["/heads/embed/Relu_output_0", "/heads/embed/Relu_output_0"],
+        &[("/heads/embed/Mul_output_0", &h)],
+        &[],
+    );
+    b.constant_i64("onnx::ReduceSum_72", &[1], &[-1]);
+    b.node(
+        "ReduceSum",
+        "/heads/embed/ReduceSum",
+        &["/heads/embed/Mul_output_0", "onnx::ReduceSum_72"],
+        &[("/heads/embed/ReduceSum_output_0", &r)],
+        &[("keepdims", Attr::Int(1))],
+    );
+    b.node(
+        "Sqrt",
+        "/heads/embed/Sqrt",
+        &["/heads/embed/ReduceSum_output_0"],
+        &[("/heads/embed/Sqrt_output_0", &r)],
+        &[],
+    );
+    b.node(
+        "Div",
+        "/heads/embed/Div",
+        &["/heads/embed/Relu_output_0", "/heads/embed/Sqrt_output_0"],
+        &[("embedding", &h)],
+        &[],
+    );
+    // Auxiliary head: healthy.
+    let ab = b.rng().uniform_vec(4, -0.5, 0.5);
+    let a = linear(&mut b, "heads/aux", z, (H, 4), (-0.2, 0.2), &ab);
+    b.node("Sigmoid", "/heads/aux/Sigmoid", &[&a], &[("aux", &[1, 4])], &[]);
+    for o in ["price", "class_probs", "embedding", "aux"] {
+        b.output(o);
+    }
+    b.build(super::MULTITASK_HEADS_DOC)
+}

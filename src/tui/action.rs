@@ -47,6 +47,9 @@ pub enum Command {
     TogglePrecisionOp,
     /// Rebuild and re-run the candidate with the pending plan.
     Rebuild,
+    /// Search, in the background, for the fewest nodes to keep FP32 so the outputs pass; the result
+    /// is applied to the plan (marked `FP32 search`) and rebuilt.
+    SearchPrecision,
     /// Cancel: close an overlay, stop the search, or cancel the running job.
     Cancel,
     /// Write the report JSON.
@@ -88,6 +91,8 @@ pub enum Action {
     Resize(u16, u16),
     /// An event from the background job.
     Job(JobEvent),
+    /// An update of the background precision search.
+    Search(super::jobs::SearchUpdate),
 }
 
 impl From<Command> for Action {

@@ -74,6 +74,8 @@ pub enum BuildState {
         /// 0..=1.
         progress: f64,
     },
+    /// A precision search runs: its last progress line.
+    Searching(String),
     /// The last job failed.
     Failed(String),
     /// The last job was cancelled.
@@ -184,6 +186,7 @@ pub struct App {
     job: Option<CompareJob>,
     jobs_started: usize,
     started: Option<Instant>,
+    search_job: Option<super::jobs::SearchJob>,
 }
 
 impl App {
@@ -230,6 +233,7 @@ impl App {
             job: None,
             jobs_started: 0,
             started: None,
+            search_job: None,
         }
     }
 
@@ -242,7 +246,7 @@ impl App {
     /// True while a job runs.
     #[must_use]
     pub fn busy(&self) -> bool {
-        self.job.is_some()
+        self.job.is_some() || self.search_job.is_some()
     }
 
     /// Seconds since the running job started.
@@ -310,6 +314,10 @@ impl App {
         for e in events {
             self.update(Action::Job(e));
         }
+        let updates = self.search_job.as_mut().map(super::jobs::SearchJob::poll).unwrap_or_default();
+        for u in updates {
+            self.update(Action::Search(u));
+        }
     }
 
     fn page(&self) -> usize {
@@ -358,6 +366,7 @@ impl App {
             }
             Action::Resize(w, h) => self.size = (w, h),
             Action::Job(e) => self.job_event(e),
+            Action::Search(u) => self.search_update(u),
         }
     }
 
@@ -421,6 +430,7 @@ impl App {
             Command::Search => self.search = Some((String::new(), self.selected)),
             Command::TogglePrecision | Command::TogglePrecisionOp => self.toggle(c == Command::TogglePrecisionOp),
             Command::Rebuild => self.rebuild(),
+            Command::SearchPrecision => self.start_search(),
             Command::Cancel => self.cancel(),
             Command::ExportReport => self.status = Some(super::export::report(self)),
             Command::ExportPlots => self.status = Some(super::export::plots(self)),
@@ -542,6 +552,9 @@ impl App {
         } else if let Some(job) = &self.job {
             job.cancel();
             self.status = Some("cancelling...".into());
+        } else if let Some(s) = &self.search_job {
+            s.cancel();
+            self.status = Some("stopping the search after the current run...".into());
         } else {
             self.status = None;
         }
@@ -597,6 +610,82 @@ impl App {
                 self.job = None;
                 self.build = BuildState::Cancelled;
                 self.status = Some("cancelled; the pending changes are kept (r rebuilds)".into());
+            }
+        }
+    }
+
+    /// Start the precision search in the background: the session's comparison (against the stored
+    /// reference run once there is one), the user's plan as the base, the log in the work folder.
+    fn start_search(&mut self) {
+        if self.busy() {
+            self.status = Some("a job is already running (esc cancels it)".into());
+            return;
+        }
+        if !self.ctx.candidate_takes_plan {
+            self.status =
+                Some(format!("the candidate '{}' takes no precision plan: nothing to search", self.ctx.candidate));
+            return;
+        }
+        let Some(model) = self.ctx.model.clone() else {
+            self.status = Some("the model is not available (session opened for browsing only)".into());
+            return;
+        };
+        let mut compare = self.ctx.request.clone();
+        compare.model = Some(model);
+        if let Some((r, _)) = &self.runs {
+            compare.reference = crate::compare::source::SideSpec::Saved { path: r.clone(), runner: None };
+            compare.inputs = crate::inputs::InputOptions::default();
+        }
+        // The base: the user's own overrides (earlier predictions and searches are searched again).
+        let mut base = self.edits.effective().cloned();
+        if let Some(p) = base.as_mut() {
+            p.overrides.retain(|o| o.reason == crate::precision::Reason::User);
+        }
+        let policy = base.as_ref().map_or_else(Default::default, |p| p.out_of_range);
+        compare.runner_options.plan = base;
+        compare.runner_options.plan_label = Some("inspector search".into());
+        compare.keep_fp32_predicted = None;
+        compare.save_runs = None;
+        let request = crate::search::SearchRequest {
+            compare,
+            risk: crate::precision::risk::RiskOptions { policy, ..Default::default() },
+            jobs: 1,
+            log: Some(self.ctx.work_dir.join("search.jsonl")),
+            resume: false,
+        };
+        self.search_job = Some(super::jobs::SearchJob::spawn(request));
+        self.started = Some(Instant::now());
+        self.log.clear();
+        self.build = BuildState::Searching("starting".into());
+        self.status = Some("search: started (esc stops it)".into());
+    }
+
+    fn search_update(&mut self, u: super::jobs::SearchUpdate) {
+        use super::jobs::SearchUpdate;
+        match u {
+            SearchUpdate::Line(line) => {
+                self.build = BuildState::Searching(line.clone());
+                self.log.push_back(line);
+                while self.log.len() > 200 {
+                    self.log.pop_front();
+                }
+            }
+            SearchUpdate::Done(Ok(outcome)) => {
+                self.search_job = None;
+                self.build = BuildState::Idle;
+                if outcome.kept.is_empty() {
+                    self.status = Some(format!("search: {}; the outputs pass as they are", outcome.summary()));
+                    return;
+                }
+                let graph = self.ctx.graph.as_ref();
+                self.edits.add_searched(&outcome.kept, graph);
+                self.rebuild();
+                self.status = Some(format!("search: {} (marked FP32 search); rebuilding", outcome.summary()));
+            }
+            SearchUpdate::Done(Err(msg)) => {
+                self.search_job = None;
+                self.status = Some(format!("search: {msg}"));
+                self.build = if msg.contains("cancelled") { BuildState::Cancelled } else { BuildState::Failed(msg) };
             }
         }
     }

@@ -168,6 +168,21 @@ impl Edits {
         format!("prediction: keeping {n} nodes FP32 around tensors that do not fit FP16; rebuilding")
     }
 
+    /// Keep `nodes` FP32 with reason `search` (the result of a search), replacing the overrides of
+    /// an earlier search.
+    pub fn add_searched(&mut self, nodes: &[String], graph: Option<&Graph>) -> String {
+        let Some(plan) = self.effective.as_mut() else { return "the candidate takes no plan".into() };
+        plan.overrides.retain(|o| o.reason != crate::precision::Reason::Search);
+        plan.overrides.extend(nodes.iter().map(|n| crate::precision::Override {
+            selector: crate::precision::Selector::Node(n.clone()),
+            precision: Precision::Fp32,
+            reason: crate::precision::Reason::Search,
+            note: Some("search".into()),
+        }));
+        self.recompute(graph);
+        format!("search: keeping {} node(s) FP32; rebuilding", nodes.len())
+    }
+
     /// The effective plan became the applied one (a rebuild finished).
     pub fn applied(&mut self) {
         self.applied.clone_from(&self.effective);

@@ -96,3 +96,70 @@ fn read_report(path: &Path) -> Result<Report> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::store_io(path, "cannot read the report", e))?;
     serde_json::from_str(&text).map_err(|e| Error::store(path, format!("not a trtlens report: {e}")))
 }
+
+/// What a background search tells the app.
+#[derive(Debug)]
+pub enum SearchUpdate {
+    /// A progress line (`run 3 (hand back): 4 node(s) FP32 -> pass`).
+    Line(String),
+    /// The search ended: the outcome, or why not.
+    Done(std::result::Result<Box<crate::search::SearchOutcome>, String>),
+}
+
+/// A precision search running on a thread (its candidate runs go where the runner's registry
+/// placement says: in-process CPU runners on that thread, others in worker processes); the UI
+/// polls it and never waits.
+#[derive(Debug)]
+pub struct SearchJob {
+    rx: std::sync::mpsc::Receiver<SearchUpdate>,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: bool,
+}
+
+impl SearchJob {
+    /// Start `request` on a thread.
+    #[must_use]
+    pub fn spawn(request: crate::search::SearchRequest) -> SearchJob {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&cancel);
+        std::thread::spawn(move || {
+            let lines = tx.clone();
+            let result = crate::search::search_cancellable(
+                &request,
+                &mut |e| {
+                    if !matches!(e, crate::search::SearchEvent::Run(..)) {
+                        let _ = lines.send(SearchUpdate::Line(e.to_string()));
+                    }
+                },
+                &flag,
+            );
+            let _ = tx.send(SearchUpdate::Done(result.map(Box::new).map_err(|e| e.to_string())));
+        });
+        SearchJob { rx, cancel, done: false }
+    }
+
+    /// Updates so far (never blocks); a thread that vanished ends with an error.
+    pub fn poll(&mut self) -> Vec<SearchUpdate> {
+        let mut out = Vec::new();
+        while !self.done {
+            match self.rx.try_recv() {
+                Ok(u) => {
+                    self.done = matches!(u, SearchUpdate::Done(_));
+                    out.push(u);
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    self.done = true;
+                    out.push(SearchUpdate::Done(Err("the search thread ended without a result".into())));
+                }
+            }
+        }
+        out
+    }
+
+    /// Stop before the next candidate run.
+    pub fn cancel(&self) {
+        self.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -40,6 +40,7 @@ pub const COMMANDS: &[(Command, &str, &str, &[&str])] = &[
     (Command::TogglePrecision, "toggle_precision", "toggle the selected node FP16/FP32", &["space"]),
     (Command::TogglePrecisionOp, "toggle_precision_op", "toggle every node of the selected op type", &["t"]),
     (Command::Rebuild, "rebuild", "rebuild and re-run the candidate", &["r"]),
+    (Command::SearchPrecision, "search_precision", "search the fewest FP32 nodes (background)", &["S"]),
     (Command::Cancel, "cancel", "cancel the job / close / stop search", &["esc"]),
     (Command::ExportReport, "export_report", "write the report JSON", &["e"]),
     (Command::ExportPlots, "export_plots", "write the plots (selected tensor, model)", &["p"]),

@@ -199,6 +199,17 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             ]
             .concat(),
         ));
+        if let Some(ia) = m.introduced_max_abs {
+            // The node's own error on the candidate's inputs (not inherited).
+            lines.push(Line::from(
+                [
+                    kv("introduced max abs", num(ia)),
+                    kv("new non-finite", m.introduced_nonfinite.unwrap_or(0).to_string()),
+                    kv("mismatch", m.introduced_mismatches.unwrap_or(0).to_string()),
+                ]
+                .concat(),
+            ));
+        }
         lines.push(Line::from(Span::styled(
             "* error statistics over finite pairs",
             Style::default().fg(Color::DarkGray),

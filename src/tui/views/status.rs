@@ -46,6 +46,7 @@ pub fn draw_bar(frame: &mut Frame<'_>, area: Rect, app: &App) {
         BuildState::Running { label, progress } => {
             (format!("{label} {:.0}%", progress * 100.0), Style::default().fg(Color::Cyan))
         }
+        BuildState::Searching(line) => (format!("search: {line}"), Style::default().fg(Color::Cyan)),
         BuildState::Failed(_) => ("build failed".to_string(), Style::default().fg(Color::Red)),
         BuildState::Cancelled => ("cancelled".to_string(), Style::default().fg(Color::Yellow)),
     };

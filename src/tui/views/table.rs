@@ -85,6 +85,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     if app.rows.is_empty() {
         let msg = match &app.build {
             BuildState::Running { label, .. } => format!("{label}: running…"),
+            BuildState::Searching(line) => format!("search: {line}"),
             BuildState::Failed(e) => format!("the comparison failed:\n{e}\n\nr retries · q quits"),
             BuildState::Cancelled => "cancelled. r runs the comparison · q quits".to_string(),
             BuildState::Idle if app.report.is_some() => "the report compares no tensors".to_string(),
