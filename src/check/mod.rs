@@ -571,17 +571,6 @@ pub fn evaluate(
             counts.ignored += 1;
             continue;
         }
-        let Some(b) = base_by.get(t.name.as_str()).copied() else {
-            if br.is_some() {
-                counts.added.push(t.name.clone());
-                if policy.changes.fail_on_added {
-                    regressions
-                        .push(change(t, vec![reason("tensor_added", "a tensor the baseline did not compare".into())]));
-                }
-            }
-            continue;
-        };
-        counts.checked += 1;
         let mut bad = Vec::new();
         let mut good = Vec::new();
         let pos_label = |name: &Option<String>| {
@@ -605,7 +594,7 @@ pub fn evaluate(
                     &format!("{rule}_earlier"),
                     if mv.change == "appeared" {
                         format!(
-                            "the {what} is now here{}; the baseline had none",
+                            "the {what} is now here{} (baseline: none)",
                             t.topo_index.map_or(String::new(), |i| format!(" (#{i})"))
                         )
                     } else {
@@ -628,6 +617,19 @@ pub fn evaluate(
                 ));
             }
         }
+        let Some(b) = base_by.get(t.name.as_str()).copied() else {
+            if br.is_some() {
+                counts.added.push(t.name.clone());
+                if policy.changes.fail_on_added {
+                    bad.push(reason("tensor_added", "a tensor the baseline did not compare".into()));
+                }
+                if !bad.is_empty() {
+                    regressions.push(change(t, bad));
+                }
+            }
+            continue;
+        };
+        counts.checked += 1;
         let (factor, slack) = m.factor_slack(&t.name, op);
         if let (Some(before), Some(after)) = (layers.metric.of_tensor(b), layers.metric.of_tensor(t)) {
             let limit = factor * before + slack;
@@ -857,7 +859,11 @@ impl CheckSpec {
         let doc = match read_baseline(&self.baseline) {
             Ok(d) => d,
             Err(e) if opts.update_baseline && !self.baseline.exists() => {
-                notes.push(format!("no baseline yet: {} is written when the check passes", self.baseline.display()));
+                notes.push(format!(
+                    "no baseline yet: {} is written {}",
+                    self.baseline.display(),
+                    if opts.force { "now (--force)" } else { "when the check passes" }
+                ));
                 let _ = e;
                 return Ok(Prepared { baseline: None, notes });
             }
@@ -1047,14 +1053,22 @@ fn run_in_worker(spec: &CheckSpec, opts: CheckOptions, exe: &Path, dir: &Path) -
         Job::Compare { request: spec.request.clone(), report: report_path.clone() },
     );
     let worker = Worker::spawn(exe, &request, &dir.join("request.json"))?;
-    worker.wait(&mut |_| {})?;
+    // Warnings (loaded inputs with NaN, If nodes kept, ...) become notes of the check.
+    let mut warnings = Vec::new();
+    worker.wait(&mut |e| {
+        if let crate::job::Event::Log { level: crate::job::LogLevel::Warning, line } = e {
+            warnings.push(line);
+        }
+    })?;
     let text = std::fs::read_to_string(&report_path)
         .map_err(|e| Error::store_io(&report_path, "the worker wrote no report", e))?;
     let value: Value = serde_json::from_str(&text)
         .map_err(|e| Error::store(&report_path, format!("the worker's report is not JSON: {e}")))?;
     let doc = ReportDoc::from_value(value)
         .map_err(|e| Error::store(&report_path, format!("the worker's report is damaged: {e}")))?;
-    spec.finish(opts, prepared, doc.report)
+    let mut result = spec.finish(opts, prepared, doc.report)?;
+    result.notes.extend(warnings);
+    Ok(result)
 }
 
 /// Metrics with every field set (tests build reports by hand).
@@ -1319,6 +1333,10 @@ mod tests {
             rules(&c),
             vec![("c".to_string(), "tensor_added".to_string()), ("b".to_string(), "tensor_removed".to_string())]
         );
+        // A new tensor that is now the first divergence still moves it.
+        let new = report(&[("a", "Conv", 0.001, 0), ("c", "Relu", 0.5, 0), ("out", "Gemm", 0.003, 0)]);
+        let c = judge(&report(BASE), &new, "")?;
+        assert_eq!(rules(&c), vec![("c".to_string(), "first_divergence_earlier".to_string())]);
         Ok(())
     }
 
