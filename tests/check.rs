@@ -416,6 +416,13 @@ fn unusable_baselines_and_failed_runs_exit_2_with_one_clear_line() -> TestResult
         assert_eq!(case.name, "check");
         assert!(case.outcome.as_ref().is_some_and(|o| o.0 == "error" && o.1.contains(says)));
     }
+    // The JSON result of a check that could not run.
+    let out = check(&[m, "--baseline", &cases[0].0, "--json"], &fix_flags("mlp_overflow"))?;
+    assert_eq!(out.code, Some(2));
+    let v = result_json(&out)?;
+    assert_eq!((&v["status"], &v["exit_code"]), (&"error".into(), &2.into()));
+    assert_eq!(v["checks"][0]["error"]["kind"], "store");
+    assert!(v["checks"][0]["error"]["message"].as_str().is_some_and(|m| m.contains(cases[0].1)));
     // The other model is compared anyway when allowed (its tensors appear and disappear).
     let out = check(
         &[m, "--baseline", other.to_str().ok_or("path")?, "--allow-model-change", "--json"],
