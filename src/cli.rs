@@ -61,6 +61,8 @@ pub enum Command {
     Predict(culprits::PredictArgs),
     /// Find the fewest nodes to keep FP32 so that the graph outputs pass, verified by candidate runs.
     Search(culprits::SearchArgs),
+    /// Gate CI on accuracy: compare with a baseline report, per layer (exit 0 pass, 1 regressed, 2 error).
+    Check(CheckArgs),
     /// Execute one job request and stream JSON events on stdout (used by trtlens itself; docs/worker.md).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -309,15 +311,7 @@ impl ToleranceArgs {
 
 /// Default (atol, rtol) for a candidate side.
 fn candidate_default_tolerance(candidate: &crate::compare::source::SideSpec) -> (f64, f64) {
-    use crate::compare::source::SideSpec;
-    use crate::runner::registry::{FP16_TOLERANCE, FP32_TOLERANCE};
-    match candidate {
-        SideSpec::Runner(k) => k.entry().default_tolerance,
-        SideSpec::Saved { path, .. } => {
-            let planned = crate::store::RunDir::open(path).is_ok_and(|r| r.manifest.runner.plan.is_some());
-            if planned { FP16_TOLERANCE } else { FP32_TOLERANCE }
-        }
-    }
+    candidate.default_tolerance()
 }
 
 /// `--keep-fp32-predicted [overflow|all]` as the library's mode.
@@ -659,6 +653,93 @@ pub struct CompareArgs {
     pub trt: TrtArgs,
 }
 
+/// `trtlens check`.
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools, clippy::doc_markdown)] // flags; JUnit and GitHub are names in the help text
+#[command(
+    after_help = "Exit codes: 0 nothing regressed, 1 accuracy regressed (or a graph output is out of tolerance), 2 the check could not run.\n\nExamples:\n  trtlens check model.onnx --baseline base.json --keep-fp32 ln/Pow --update-baseline\n  trtlens check model.onnx --baseline base.json --policy policy.toml --junit junit.xml\n  trtlens check -j 4 --markdown \"$GITHUB_STEP_SUMMARY\"      # every [[check]] of trtlens.toml\n\nSee docs/check.md (policy, trtlens.toml, outputs) and docs/ci.md (CI jobs)."
+)]
+pub struct CheckArgs {
+    /// The ONNX model. Without a model (and without --baseline), the checks listed in trtlens.toml
+    /// (current directory or the nearest parent up to the repository root, or --config) run.
+    pub model: Option<PathBuf>,
+    /// The baseline report (a `trtlens compare --report` or `check --update-baseline` JSON file).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// What counts as a regression (TOML; docs/check.md). Default: the built-in policy.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Reference side: a runner or saved:PATH (default tract: embedded, the same everywhere).
+    #[arg(long, value_name = "RUNNER|saved:PATH")]
+    pub reference: Option<String>,
+    /// Candidate side: a runner or saved:PATH (default cpu-fp16).
+    #[arg(long, value_name = "RUNNER|saved:PATH")]
+    pub candidate: Option<String>,
+    /// Precision plan of the candidate.
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Inputs for runner sides.
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Path to libonnxruntime.so.
+    #[arg(long = "ort-lib", value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Also write the new comparison report here (single model only).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write JUnit XML here (one test suite per model).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a markdown summary here (e.g. $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Print the check result as JSON (schema trtlens.check/1) instead of the text.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the new report as the baseline (atomically) when the check passes.
+    #[arg(long = "update-baseline")]
+    pub update_baseline: bool,
+    /// With --update-baseline: write it whatever the verdict, replacing an unreadable or incompatible baseline.
+    #[arg(long, requires = "update_baseline")]
+    pub force: bool,
+    /// Compare with a baseline made from another model, other inputs or other tolerances (the differences become notes).
+    #[arg(long = "allow-model-change")]
+    pub allow_model_change: bool,
+    /// The check config (default: trtlens.toml, see MODEL).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Checks of the config run at the same time, each comparison in its own worker process
+    /// (default: the number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+impl CheckArgs {
+    /// Flags that describe one comparison (not allowed with a config, which sets them per check).
+    fn comparison_flags(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        let i = &self.inputs;
+        for (on, flag) in [
+            (self.policy.is_some(), "--policy"),
+            (self.reference.is_some(), "--reference"),
+            (self.candidate.is_some(), "--candidate"),
+            (self.plan.given(), "plan flags"),
+            (i.seed != inputs::DEFAULT_SEED, "--seed"),
+            (!i.val_range.is_empty(), "--val-range"),
+            (!i.shape.is_empty(), "--shape"),
+            (i.iterations != 1, "--iterations"),
+            (i.load_inputs.is_some(), "--load-inputs"),
+            (i.no_specialize, "--no-specialize"),
+            (self.report.is_some(), "--report"),
+        ] {
+            if on {
+                given.push(flag);
+            }
+        }
+        given
+    }
+}
+
 /// Entry point used by `main`.
 #[must_use]
 pub fn main() -> ExitCode {
@@ -704,6 +785,7 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Tensors(a) => share::tensors_cmd(a, cli.quiet),
         Command::Predict(a) => culprits::predict_cmd(a, cli.quiet),
         Command::Search(a) => culprits::search_cmd(a, cli.quiet),
+        Command::Check(a) => check_cmd(a, cli.quiet, cli.verbose),
     }
 }
 
@@ -935,6 +1017,164 @@ fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<ExitCode> {
     drop(out);
     share::write_shared(&report, &a.share, pairs, &crate::render::Extras::default(), quiet)?;
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn check_cmd(a: &CheckArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
+    use crate::check::{self, CheckOptions, config, result::CheckRun, summary};
+    let opts =
+        CheckOptions { update_baseline: a.update_baseline, force: a.force, allow_model_change: a.allow_model_change };
+    // Output files are relative to where the user is, whatever directory the checks run in.
+    let outputs: Vec<(Option<PathBuf>, &str)> =
+        vec![(a.junit.as_deref().map(absolute_path), "junit"), (a.markdown.as_deref().map(absolute_path), "markdown")];
+    for (p, flag) in &outputs {
+        if let Some(p) = p
+            && p.is_dir()
+        {
+            return Err(Error::usage(format!("--{flag} {}: is a directory; give a file name", p.display())));
+        }
+    }
+    let run = if a.model.is_some() || a.baseline.is_some() {
+        if a.config.is_some() || a.jobs.is_some() {
+            return Err(Error::usage(
+                "--config and -j run the checks of a config file; leave out MODEL and --baseline",
+            ));
+        }
+        let Some(baseline) = &a.baseline else {
+            return Err(Error::usage("trtlens check MODEL needs --baseline FILE (create it with --update-baseline)"));
+        };
+        let policy = a.policy.as_deref().map(check::policy::Policy::load).transpose()?.unwrap_or_default();
+        let request = check::compare_request(
+            a.model.clone(),
+            a.reference.as_deref().unwrap_or(check::DEFAULT_REFERENCE),
+            a.candidate.as_deref().unwrap_or(check::DEFAULT_CANDIDATE),
+            &a.plan,
+            &a.inputs,
+            a.ort_lib.clone(),
+            &policy,
+        )?;
+        let name = a
+            .model
+            .as_ref()
+            .map_or_else(|| config::stem(&baseline.display().to_string()), |m| config::stem(&m.display().to_string()));
+        let spec = check::CheckSpec {
+            name,
+            model_label: a.model.as_ref().map(|m| m.display().to_string()),
+            request,
+            baseline: baseline.clone(),
+            policy,
+            policy_path: a.policy.clone(),
+        };
+        let mut err = std::io::stderr();
+        let mut progress = |side: &str, p: Progress| {
+            if quiet && !matches!(p, Progress::Warning(_)) {
+                return;
+            }
+            let _ = writeln!(err, "{side}: {p}");
+        };
+        let (result, report) = check::run_in_process_with_report(&spec, opts, &mut progress);
+        if let (Some(path), Some(report)) = (&a.report, report) {
+            crate::store::write_atomic(path, report.to_json()?.as_bytes())?;
+        }
+        CheckRun::new(None, vec![result])
+    } else {
+        let given = a.comparison_flags();
+        if !given.is_empty() {
+            return Err(Error::usage(format!(
+                "{} describe one comparison: with a config, set them per check in the file (or give MODEL and --baseline)",
+                given.join(", ")
+            )));
+        }
+        let path = match &a.config {
+            Some(p) => p.clone(),
+            None => {
+                let cwd = std::env::current_dir().map_err(|e| Error::usage(format!("no current directory: {e}")))?;
+                config::find(&cwd).ok_or_else(|| {
+                    Error::usage(format!(
+                        "no MODEL given and no {} in {} or its parents up to the repository root: \
+                         give MODEL --baseline FILE, or --config FILE",
+                        config::CONFIG_FILE,
+                        cwd.display()
+                    ))
+                })?
+            }
+        };
+        let cfg = config::Config::load(&absolute_path(&path))?;
+        // Paths in the file are relative to it: run there, so reports and baselines spell them as written.
+        let ort_lib = a.ort_lib.as_deref().map(absolute_path);
+        std::env::set_current_dir(&cfg.dir)
+            .map_err(|e| Error::usage(format!("cannot enter {}: {e}", cfg.dir.display())))?;
+        let cfg = config::Config { dir: PathBuf::new(), ..cfg };
+        let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+        if jobs == 0 {
+            return Err(Error::usage("-j must be at least 1"));
+        }
+        let exe = crate::job::client::default_exe()?;
+        let json = a.json;
+        let done = |r: &check::result::CheckResult| {
+            if !json && !quiet {
+                let _ = write!(std::io::stdout().lock(), "{}", summary::check_text(r));
+            }
+        };
+        let results = check::run_all(&cfg.plan(ort_lib.as_deref()), opts, jobs, &exe, &done)?;
+        let run = CheckRun::new(Some(path.display().to_string()), results);
+        return finish_check(a, &run, &outputs, quiet, verbose, true);
+    };
+    finish_check(a, &run, &outputs, quiet, verbose, false)
+}
+
+/// Write the outputs of a check run, print it, and turn it into the exit code.
+fn finish_check(
+    a: &CheckArgs,
+    run: &crate::check::result::CheckRun,
+    outputs: &[(Option<PathBuf>, &str)],
+    quiet: bool,
+    verbose: bool,
+    printed: bool,
+) -> Result<ExitCode> {
+    // `printed`: each check's text was printed as it finished; only the verdict is left.
+    use crate::check::{junit, summary};
+    for (path, what) in outputs {
+        let Some(path) = path else { continue };
+        let text = if *what == "junit" { junit::render(run) } else { summary::markdown(run) };
+        crate::store::write_atomic(path, text.as_bytes())?;
+    }
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        // The runner reads workflow commands from either stream; stdout stays pure JSON with --json.
+        let notes = summary::github_annotations(run);
+        if a.json {
+            let _ = write!(std::io::stderr().lock(), "{notes}");
+        } else {
+            let _ = write!(std::io::stdout().lock(), "{notes}");
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let _ = writeln!(out, "{}", run.to_json()?);
+    } else if printed || quiet {
+        let _ = writeln!(out, "{}", summary::verdict_line(run));
+    } else {
+        let _ = write!(out, "{}", summary::text(run));
+    }
+    drop(out);
+    let mut err = std::io::stderr().lock();
+    for c in &run.checks {
+        if let Some(e) = &c.error {
+            let prefix = if run.checks.len() > 1 { format!("{}: ", c.name) } else { String::new() };
+            let _ = writeln!(err, "error: {prefix}{}", e.message);
+            match &e.details {
+                Some(d) if verbose => {
+                    for line in d.lines() {
+                        let _ = writeln!(err, "  {line}");
+                    }
+                }
+                Some(_) => {
+                    let _ = writeln!(err, "  (run with -v for details)");
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(ExitCode::from(run.exit_code))
 }
 
 fn convert_cmd(a: &ConvertArgs, quiet: bool) -> Result<ExitCode> {

@@ -4,6 +4,7 @@
 //! [`tui`] is the only module that draws, and `src/main.rs` only parses the command line through
 //! [`cli`].
 
+pub mod check;
 pub mod cli;
 pub mod compare;
 pub mod error;

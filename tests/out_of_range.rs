@@ -355,7 +355,7 @@ fn run_manifests_name_the_policy_and_every_changed_value() -> TestResult {
 
 #[test]
 fn every_command_with_a_plan_takes_the_flag() -> TestResult {
-    for cmd in ["run", "compare", "convert", "inspect"] {
+    for cmd in ["run", "compare", "convert", "inspect", "check"] {
         let out = trtlens().args([cmd, "--help"]).output()?;
         let help = String::from_utf8(out.stdout)?;
         assert!(help.contains("--out-of-range") && help.contains("keep-fp32"), "{cmd} --help:\n{help}");

@@ -47,6 +47,21 @@ impl SideSpec {
         })
     }
 
+    /// Default (atol, rtol) when this side is the candidate and the user gives none: its registry
+    /// entry's defaults (FP16-appropriate for a runner that takes a plan), or, for a saved trtlens
+    /// run made with a plan, the FP16 defaults too.
+    #[must_use]
+    pub fn default_tolerance(&self) -> (f64, f64) {
+        use crate::runner::registry::{FP16_TOLERANCE, FP32_TOLERANCE};
+        match self {
+            SideSpec::Runner(k) => k.entry().default_tolerance,
+            SideSpec::Saved { path, .. } => {
+                let planned = RunDir::open(path).is_ok_and(|r| r.manifest.runner.plan.is_some());
+                if planned { FP16_TOLERANCE } else { FP32_TOLERANCE }
+            }
+        }
+    }
+
     /// Short description for reports.
     #[must_use]
     pub fn describe(&self) -> String {
