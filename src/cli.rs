@@ -115,7 +115,7 @@ impl TrtArgs {
     }
 
     /// TensorRT flags only make sense with a TensorRT runner.
-    fn check(&self, runners: &[RunnerKind]) -> Result<()> {
+    pub(crate) fn check(&self, runners: &[RunnerKind]) -> Result<()> {
         if self.given() && !runners.iter().any(|k| k.flavour().is_some()) {
             return Err(Error::usage(
                 "--trt-lib, --observe, --precision-mode, --no-cache and --cache-dir apply to a TensorRT runner \
