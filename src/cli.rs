@@ -946,12 +946,7 @@ impl CompareArgs {
         if (plan.is_some() || self.keep_fp32_predicted.is_some()) && !plan_taker {
             return Err(Error::usage(format!(
                 "a precision plan applies to a --candidate that takes one ({}); saved results already carry theirs",
-                crate::runner::registry::all()
-                    .iter()
-                    .filter(|e| e.takes_plan)
-                    .map(|e| e.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::runner::registry::plan_takers()
             )));
         }
         let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));

@@ -194,38 +194,23 @@ impl SearchArgs {
                 "--policy sets the tolerances: give either --policy or --rule/--atol/--rtol/--inf-equal",
             ));
         }
-        let out = crate::check::policy::Policy::load(path)?.outputs;
-        let (atol, rtol) = candidate.default_tolerance();
-        let tolerance = crate::compare::metrics::Tolerance {
-            rule: out.rule,
-            atol: out.atol.unwrap_or(atol),
-            rtol: out.rtol.unwrap_or(rtol),
-            inf_equal: out.inf_equal,
-        };
-        let overrides = out
-            .overrides
-            .iter()
-            .map(|(name, t)| crate::compare::report::ToleranceOverride {
-                tensor: name.clone(),
-                atol: t.atol,
-                rtol: t.rtol,
-            })
-            .collect();
-        Ok((tolerance, overrides))
+        Ok(crate::check::policy::Policy::load(path)?.outputs.tolerance(candidate))
     }
 
     /// The search this command line asks for.
     pub fn request(&self) -> Result<crate::search::SearchRequest> {
         let candidate = SideSpec::parse(&self.candidate)?;
         let SideSpec::Runner(kind) = candidate else {
-            return Err(Error::usage(
-                "--candidate: search runs the candidate, give a runner that takes a plan (cpu-fp16, onnxruntime-cuda, tensorrt, tensorrt-rtx)",
-            ));
+            return Err(Error::usage(format!(
+                "--candidate: search runs the candidate, give a runner that takes a plan ({})",
+                crate::runner::registry::plan_takers()
+            )));
         };
         if !kind.takes_plan() {
             return Err(Error::usage(format!(
-                "--candidate {}: search needs a candidate that takes a precision plan (cpu-fp16, onnxruntime-cuda, tensorrt, tensorrt-rtx)",
-                kind.name()
+                "--candidate {}: search needs a candidate that takes a precision plan ({})",
+                kind.name(),
+                crate::runner::registry::plan_takers()
             )));
         }
         let (tolerance, overrides) = self.tolerances(&candidate)?;
