@@ -115,7 +115,7 @@ impl TrtArgs {
     }
 
     /// TensorRT flags only make sense with a TensorRT runner.
-    fn check(&self, runners: &[RunnerKind]) -> Result<()> {
+    pub(crate) fn check(&self, runners: &[RunnerKind]) -> Result<()> {
         if self.given() && !runners.iter().any(|k| k.flavour().is_some()) {
             return Err(Error::usage(
                 "--trt-lib, --observe, --precision-mode, --no-cache and --cache-dir apply to a TensorRT runner \
@@ -712,9 +712,27 @@ pub struct CheckArgs {
     /// (default: the number of CPUs).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
+    /// Runner settings (TF32, ONNX Runtime optimizations, GPU), for every check's runner sides.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// TensorRT flags, for every check whose candidate is tensorrt / tensorrt-rtx.
+    #[command(flatten)]
+    pub trt: TrtArgs,
 }
 
 impl CheckArgs {
+    /// Put this machine's runner flags (`--tf32`, `--device`, `--trt-lib`...) into a check's request.
+    fn machine_flags(&self, request: &mut crate::compare::CompareRequest) -> Result<()> {
+        let kinds = runner_kinds(&[&request.reference, &request.candidate]);
+        self.backend.check(&kinds)?;
+        self.backend.apply(&mut request.runner_options);
+        if self.trt.given() {
+            self.trt.check(&kinds)?;
+            request.runner_options.trt = self.trt.options();
+        }
+        Ok(())
+    }
+
     /// Flags that describe one comparison (not allowed with a config, which sets them per check).
     fn comparison_flags(&self) -> Vec<&'static str> {
         let mut given = Vec::new();
@@ -928,12 +946,7 @@ impl CompareArgs {
         if (plan.is_some() || self.keep_fp32_predicted.is_some()) && !plan_taker {
             return Err(Error::usage(format!(
                 "a precision plan applies to a --candidate that takes one ({}); saved results already carry theirs",
-                crate::runner::registry::all()
-                    .iter()
-                    .filter(|e| e.takes_plan)
-                    .map(|e| e.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::runner::registry::plan_takers()
             )));
         }
         let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
@@ -1043,7 +1056,7 @@ fn check_cmd(a: &CheckArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
             return Err(Error::usage("trtlens check MODEL needs --baseline FILE (create it with --update-baseline)"));
         };
         let policy = a.policy.as_deref().map(check::policy::Policy::load).transpose()?.unwrap_or_default();
-        let request = check::compare_request(
+        let mut request = check::compare_request(
             a.model.clone(),
             a.reference.as_deref().unwrap_or(check::DEFAULT_REFERENCE),
             a.candidate.as_deref().unwrap_or(check::DEFAULT_CANDIDATE),
@@ -1052,6 +1065,7 @@ fn check_cmd(a: &CheckArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
             a.ort_lib.clone(),
             &policy,
         )?;
+        a.machine_flags(&mut request)?;
         let name = a
             .model
             .as_ref()
@@ -1115,7 +1129,15 @@ fn check_cmd(a: &CheckArgs, quiet: bool, verbose: bool) -> Result<ExitCode> {
                 let _ = write!(std::io::stdout().lock(), "{}", summary::check_text(r));
             }
         };
-        let results = check::run_all(&cfg.plan(ort_lib.as_deref()), opts, jobs, &exe, &done)?;
+        let mut planned = cfg.plan(ort_lib.as_deref());
+        for (_, spec) in &mut planned {
+            if let Ok(s) = spec
+                && let Err(e) = a.machine_flags(&mut s.request)
+            {
+                *spec = Err(e);
+            }
+        }
+        let results = check::run_all(&planned, opts, jobs, &exe, &done)?;
         let run = CheckRun::new(Some(path.display().to_string()), results);
         return finish_check(a, &run, &outputs, quiet, verbose, true);
     };

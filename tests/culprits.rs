@@ -381,3 +381,56 @@ fn without_a_prediction_the_search_grows_along_the_introduced_ranking_to_a_one_m
     }
     Ok(())
 }
+
+/// `search --policy FILE` judges the graph outputs with a check policy's `[outputs]` tolerances;
+/// the policy and the tolerance flags are exclusive, and a bad policy is a clear error.
+#[test]
+fn search_takes_the_tolerances_of_a_check_policy() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let run = |policy: &str, extra: &[&str]| -> Result<std::process::Output, Box<dyn std::error::Error>> {
+        let p = dir.path().join("policy.toml");
+        std::fs::write(&p, policy)?;
+        Ok(trtlens()
+            .arg("search")
+            .arg(common::sample("regression_overflow"))
+            .args(["--reference", "tract", "--precision", "fp16", "--out-of-range", "ieee", "--policy"])
+            .arg(&p)
+            .arg("--log")
+            .arg(dir.path().join(format!("s{}.jsonl", extra.len())))
+            .args(extra)
+            .output()?)
+    };
+    let strict = run("[outputs]\natol = 0.01\nrtol = 0.01\n", &[])?;
+    assert!(strict.status.success(), "{}", String::from_utf8_lossy(&strict.stderr));
+    assert!(String::from_utf8_lossy(&strict.stdout).contains("kept 1 of 3 nodes FP32"));
+    // The policy's tolerances are the ones used: cnn_bn_relu passes all-FP16 at 1e-2 (nothing kept),
+    // a policy of 1e-9 makes search keep nodes FP32.
+    let healthy = |policy: &str| -> Result<String, Box<dyn std::error::Error>> {
+        let p = dir.path().join("healthy.toml");
+        std::fs::write(&p, policy)?;
+        let o = trtlens()
+            .arg("search")
+            .arg(common::sample("cnn_bn_relu"))
+            .args(["--reference", "tract", "--precision", "fp16", "--policy"])
+            .arg(&p)
+            .arg("--log")
+            .arg(dir.path().join(format!("h{}.jsonl", policy.len())))
+            .output()?;
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    assert!(healthy("[outputs]\natol = 0.01\nrtol = 0.01\n")?.contains("kept 0 of"));
+    let tight = healthy("[outputs]\natol = 1e-9\nrtol = 1e-9\n")?;
+    assert!(!tight.contains("kept 0 of"), "{tight}");
+    let bad = run("[outputs]\natol = 0.01\n", &["--atol", "1"])?;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("either --policy or"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let unknown = run("[outputs]\nbogus = 1\n", &[])?;
+    assert_eq!(unknown.status.code(), Some(2), "an unknown policy key is an error");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("bogus"), "{}", String::from_utf8_lossy(&unknown.stderr));
+    Ok(())
+}

@@ -99,28 +99,11 @@ pub fn compare_request(
     if plan.is_some() && !matches!(candidate, SideSpec::Runner(k) if k.takes_plan()) {
         return Err(Error::usage(format!(
             "a precision plan applies to a candidate that takes one ({}); saved results already carry theirs",
-            crate::runner::registry::all()
-                .iter()
-                .filter(|e| e.takes_plan)
-                .map(|e| e.name)
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::runner::registry::plan_takers()
         )));
     }
     let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
-    let (atol, rtol) = candidate.default_tolerance();
-    let out = &policy.outputs;
-    let tolerance = compare::metrics::Tolerance {
-        rule: out.rule,
-        atol: out.atol.unwrap_or(atol),
-        rtol: out.rtol.unwrap_or(rtol),
-        inf_equal: out.inf_equal,
-    };
-    let overrides = out
-        .overrides
-        .iter()
-        .map(|(name, t)| compare::report::ToleranceOverride { tensor: name.clone(), atol: t.atol, rtol: t.rtol })
-        .collect();
+    let (tolerance, overrides) = policy.outputs.tolerance(&candidate);
     let mut request = CompareRequest::new(model, reference, candidate);
     request.inputs = inputs.options()?;
     request.runner_options = RunnerOptions { ort_lib, plan, plan_label, ..RunnerOptions::default() };

@@ -92,6 +92,34 @@ impl Default for OutputsPolicy {
     }
 }
 
+impl OutputsPolicy {
+    /// The comparison's tolerance and per-tensor overrides; what the policy leaves out is the
+    /// candidate's default (as in `compare`).
+    #[must_use]
+    pub fn tolerance(
+        &self,
+        candidate: &crate::compare::source::SideSpec,
+    ) -> (crate::compare::metrics::Tolerance, Vec<crate::compare::report::ToleranceOverride>) {
+        let (atol, rtol) = candidate.default_tolerance();
+        let tolerance = crate::compare::metrics::Tolerance {
+            rule: self.rule,
+            atol: self.atol.unwrap_or(atol),
+            rtol: self.rtol.unwrap_or(rtol),
+            inf_equal: self.inf_equal,
+        };
+        let overrides = self
+            .overrides
+            .iter()
+            .map(|(name, t)| crate::compare::report::ToleranceOverride {
+                tensor: name.clone(),
+                atol: t.atol,
+                rtol: t.rtol,
+            })
+            .collect();
+        (tolerance, overrides)
+    }
+}
+
 /// One tensor's tolerance in `[outputs.overrides."NAME"]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

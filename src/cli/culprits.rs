@@ -170,22 +170,50 @@ pub struct SearchArgs {
     /// Path to libonnxruntime.so.
     #[arg(long = "ort-lib", value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
+    /// Judge the graph outputs with the `[outputs]` tolerances of a check policy (docs/check.md)
+    /// instead of --rule/--atol/--rtol.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Runner settings (TF32, ONNX Runtime optimizations, GPU) of the candidate.
+    #[command(flatten)]
+    pub backend: super::BackendArgs,
+    /// TensorRT flags (for --candidate tensorrt / tensorrt-rtx).
+    #[command(flatten)]
+    pub trt: super::TrtArgs,
 }
 
 impl SearchArgs {
+    /// Tolerances on the graph outputs: from `--policy` (its `[outputs]` section) or the flags.
+    fn tolerances(
+        &self,
+        candidate: &SideSpec,
+    ) -> Result<(crate::compare::metrics::Tolerance, Vec<crate::compare::report::ToleranceOverride>)> {
+        let Some(path) = &self.policy else { return self.tol.resolve(candidate) };
+        if !self.tol.atol.is_empty() || !self.tol.rtol.is_empty() || self.tol.inf_equal || self.tol.rule != "allclose" {
+            return Err(Error::usage(
+                "--policy sets the tolerances: give either --policy or --rule/--atol/--rtol/--inf-equal",
+            ));
+        }
+        Ok(crate::check::policy::Policy::load(path)?.outputs.tolerance(candidate))
+    }
+
     /// The search this command line asks for.
     pub fn request(&self) -> Result<crate::search::SearchRequest> {
         let candidate = SideSpec::parse(&self.candidate)?;
         let SideSpec::Runner(kind) = candidate else {
-            return Err(Error::usage("--candidate: search runs the candidate, give a runner (cpu-fp16)"));
+            return Err(Error::usage(format!(
+                "--candidate: search runs the candidate, give a runner that takes a plan ({})",
+                crate::runner::registry::plan_takers()
+            )));
         };
         if !kind.takes_plan() {
             return Err(Error::usage(format!(
-                "--candidate {}: search needs a candidate that takes a precision plan (cpu-fp16)",
-                kind.name()
+                "--candidate {}: search needs a candidate that takes a precision plan ({})",
+                kind.name(),
+                crate::runner::registry::plan_takers()
             )));
         }
-        let (tolerance, overrides) = self.tol.resolve(&candidate)?;
+        let (tolerance, overrides) = self.tolerances(&candidate)?;
         let plan = self.plan.build()?;
         let policy = plan.as_ref().map_or(OutOfRangePolicy::Saturate, |(p, _)| p.out_of_range);
         let (plan, plan_label) = plan.map_or((None, None), |(p, l)| (Some(p), Some(l)));
@@ -197,6 +225,10 @@ impl SearchArgs {
         compare.inputs = self.inputs.options()?;
         compare.runner_options =
             RunnerOptions { ort_lib: self.ort_lib.clone(), plan, plan_label, ..RunnerOptions::default() };
+        self.backend.check(&[kind])?;
+        self.backend.apply(&mut compare.runner_options);
+        self.trt.check(&[kind])?;
+        compare.runner_options.trt = self.trt.options();
         compare.tolerance = tolerance;
         compare.overrides = overrides;
         compare.specialize = !self.inputs.no_specialize;

@@ -277,6 +277,13 @@ pub fn honouring(flag: &str) -> String {
     ENTRIES.iter().filter(|e| e.flags.contains(&flag)).map(|e| e.name).collect::<Vec<_>>().join(", ")
 }
 
+/// The names of the runners that take a precision plan, for messages
+/// (`cpu-fp16, onnxruntime-cuda, tensorrt, tensorrt-rtx`).
+#[must_use]
+pub fn plan_takers() -> String {
+    ENTRIES.iter().filter(|e| e.takes_plan).map(|e| e.name).collect::<Vec<_>>().join(", ")
+}
+
 /// The names of every runner, for messages (`tract, onnxruntime, cpu-fp16`).
 #[must_use]
 pub fn names() -> String {

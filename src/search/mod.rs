@@ -441,18 +441,16 @@ pub fn search_cancellable(
     cancel: &std::sync::atomic::AtomicBool,
 ) -> Result<SearchOutcome> {
     let SideSpec::Runner(kind) = req.compare.candidate else {
-        return Err(Error::usage("search needs a candidate runner that takes a precision plan (cpu-fp16)"));
+        return Err(Error::usage(format!(
+            "search needs a candidate runner that takes a precision plan ({})",
+            crate::runner::registry::plan_takers()
+        )));
     };
     if !kind.takes_plan() {
         return Err(Error::usage(format!(
             "--candidate {}: search needs a candidate that takes a precision plan ({})",
             kind.name(),
-            crate::runner::registry::all()
-                .iter()
-                .filter(|e| e.takes_plan)
-                .map(|e| e.name)
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::runner::registry::plan_takers()
         )));
     }
     let mut jobs = req.jobs.max(1);

@@ -112,6 +112,10 @@ pub struct Doctor {
     pub flavours: Vec<FlavourStatus>,
     /// ONNX Runtime.
     pub onnxruntime: OrtStatus,
+    /// ONNX Runtime's CUDA provider (`--candidate onnxruntime-cuda`): the library, the provider and
+    /// the CUDA/cuDNN libraries it needs, found or missing.
+    #[cfg(feature = "onnxruntime")]
+    pub onnxruntime_cuda: crate::runner::ort::cuda::Probe,
 }
 
 /// Cargo features of this binary.
@@ -289,6 +293,8 @@ pub fn examine(trt_lib: Option<&Path>, ort_lib: Option<&Path>) -> Doctor {
         cuda,
         flavours,
         onnxruntime: ort_status(ort_lib),
+        #[cfg(feature = "onnxruntime")]
+        onnxruntime_cuda: crate::runner::ort::cuda::probe(ort_lib),
     }
 }
 
@@ -378,6 +384,10 @@ impl std::fmt::Display for Doctor {
             (None, None) => {
                 let _ = writeln!(out, "ONNX Runtime: not found");
             }
+        }
+        #[cfg(feature = "onnxruntime")]
+        {
+            let _ = writeln!(out, "{}", self.onnxruntime_cuda);
         }
         f.write_str(&out)
     }

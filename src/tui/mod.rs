@@ -144,7 +144,10 @@ pub fn start(launch: &Launch, keymap: &KeyMap) -> Result<App> {
             work_dir: work.path().to_path_buf(),
         };
         if launch.keep_fp32_predicted.is_some() && !takes {
-            return Err(Error::usage("--keep-fp32-predicted applies to a --candidate that takes a plan (cpu-fp16)"));
+            return Err(Error::usage(format!(
+                "--keep-fp32-predicted applies to a --candidate that takes a plan ({})",
+                crate::runner::registry::plan_takers()
+            )));
         }
         let mut app = App::new(ctx, plan, keymap.help());
         app.predict = launch.keep_fp32_predicted;
