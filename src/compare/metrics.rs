@@ -86,6 +86,10 @@
 //! result does not depend on the number of threads: the sequential and parallel paths give
 //! identical bits.
 
+#![allow(
+    clippy::inline_always,
+    reason = "the per-element kernels are inlined into their AVX2 and portable instantiations on purpose"
+)]
 // Exact float equality (equal infinities, exact zero) is intended, and `&` on bools keeps the inner
 // loop free of branches.
 #![allow(clippy::float_cmp, clippy::needless_bitwise_bool)]
@@ -625,6 +629,7 @@ pub fn reference_stats(data: TensorRef<'_>) -> RangeStats {
 
 /// Loop-invariant parameters of one comparison.
 #[derive(Debug, Clone, Copy)]
+#[allow(clippy::struct_excessive_bools, reason = "independent switches of one kernel call")]
 struct Params {
     polygraphy: bool,
     atol: f64,
@@ -1171,6 +1176,7 @@ fn main_pass(pair: &Pair<'_>, p: &Params, k: usize, parallel: bool) -> (Vec<Part
         };
         return (parts, FirstStep::Keys(keys));
     }
+    #[allow(clippy::items_after_statements, reason = "the accumulator of this fold alone")]
     struct Acc {
         parts: Vec<(usize, Partial)>,
         hist: Vec<u64>,

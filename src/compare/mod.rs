@@ -669,6 +669,9 @@ fn rank(o: &Outcome) -> (u8, u64, f64) {
 /// Pairs of at least this many elements are compared one at a time (each using every core).
 const LARGE_PAIR: usize = 4 * metrics::CHUNK;
 
+/// One compared pair: outcome, reference shape, candidate shape when it differs.
+type PairResult = (Outcome, Vec<usize>, Option<Vec<usize>>);
+
 /// `model` identifies the compared model (path, hash); `graph_model` is the graph the runs were made
 /// from (the model, or its control-flow specialization): tensor metadata and outputs come from it.
 fn build_report(
@@ -734,7 +737,7 @@ fn build_report(
             Ok((outcome, shape, cand_shape))
         };
         let large = |name: &String| rt.meta(name).is_some_and(|(_, shape)| crate::tensor::numel(shape) >= LARGE_PAIR);
-        let mut results: Vec<Option<(Outcome, Vec<usize>, Option<Vec<usize>>)>> = paired
+        let mut results: Vec<Option<PairResult>> = paired
             .par_iter()
             .map(|name| if large(name) { Ok(None) } else { pair(name).map(Some) })
             .collect::<Result<_>>()?;

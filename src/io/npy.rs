@@ -114,7 +114,7 @@ pub fn layout(head: &[u8]) -> Result<Option<Layout>> {
     let nbytes = checked_numel(&header.shape)
         .and_then(|n| n.checked_mul(dtype.size()))
         .ok_or_else(|| Error::input(format!(".npy shape {:?} is too large", header.shape)))?;
-    let plain = !(big_endian && dtype.size() > 1) && !header.fortran_order;
+    let plain = (!big_endian || dtype.size() <= 1) && !header.fortran_order;
     Ok(Some(Layout { dtype, shape: header.shape, data_start: header.data_start, nbytes, plain }))
 }
 

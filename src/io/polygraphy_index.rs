@@ -271,7 +271,7 @@ fn blob(map: &[u8], file: usize, start: usize, len: usize, escaped: bool) -> Res
         };
         Ok(LazyArray::Decoded(polygraphy::decode_payload_text(&text)?))
     };
-    if escaped || len % 4 != 0 {
+    if escaped || !len.is_multiple_of(4) {
         return general();
     }
     let Ok(head) = BASE64.decode(&raw[..len.min(HEAD_CHARS) / 4 * 4]) else { return general() };
@@ -431,7 +431,7 @@ mod tests {
         };
         assert_eq!(lazy_count, 3, "the three large arrays stay in the file");
         // Compact JSON, escaped slashes in a payload (the general path), and bare NaN literals.
-        let compact = String::from_utf8_lossy(&bytes).replace("\n", "").replace("    ", "");
+        let compact = String::from_utf8_lossy(&bytes).replace('\n', "").replace("    ", "");
         same_as_eager(compact.as_bytes())?;
         let escaped = compact.replacen("AAAA", "A\\u0041AA", 1);
         assert_ne!(escaped, compact);

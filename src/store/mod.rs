@@ -331,6 +331,15 @@ pub struct MappedTensors {
     order: Vec<String>,
 }
 
+impl std::fmt::Debug for MappedTensors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedTensors")
+            .field("path", &self.path)
+            .field("tensors", &self.order.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl MappedTensors {
     /// Map a file and index its header.
     pub fn open(path: &Path) -> Result<MappedTensors> {

@@ -67,11 +67,14 @@ where
     Ok((dims(shape)?, bytemuck::cast_slice(data)))
 }
 
+/// An ORT output's dtype, shape and little-endian bytes.
+pub type OrtView<'a> = (DType, Vec<usize>, std::borrow::Cow<'a, [u8]>);
+
 /// The dtype, shape and little-endian bytes of an ORT output, borrowed from ONNX Runtime's buffer
 /// (only bool is converted, to one 0/1 byte per element). Values that are not tensors (sequence,
 /// map, optional) or whose element type we cannot hold (string, complex, 8/4-bit types) give the
 /// reason instead.
-pub fn view_ort(v: &DynValue) -> Result<(DType, Vec<usize>, std::borrow::Cow<'_, [u8]>), String> {
+pub fn view_ort(v: &DynValue) -> Result<OrtView<'_>, String> {
     use std::borrow::Cow;
     let ty = match v.dtype() {
         ValueType::Tensor { ty, .. } => *ty,
