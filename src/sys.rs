@@ -11,6 +11,42 @@ pub fn map_file(f: &File) -> std::io::Result<memmap2::Mmap> {
     unsafe { memmap2::Mmap::map(f) }
 }
 
+/// Drop `len` bytes from `offset` of a read-only file map from this process's memory: the pages
+/// stay in the page cache, and reading them again maps them again. Readers that go through a large
+/// file once call this behind them, so their resident memory stays at what they are working on.
+/// Failures are ignored (the pages then simply stay mapped).
+pub fn release(map: &memmap2::Mmap, offset: usize, len: usize) {
+    let (offset, len) = (offset.min(map.len()), len.min(map.len().saturating_sub(offset)));
+    if len == 0 {
+        return;
+    }
+    // SAFETY: `map` is a shared, read-only mapping of a file (`map_file`): MADV_DONTNEED only drops
+    // the page table entries, and a later access faults the same file contents back in, so every
+    // slice borrowed from the map keeps its value.
+    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+}
+
+/// True when the CPU executes AVX2 instructions (detected once).
+#[cfg(target_arch = "x86_64")]
+#[must_use]
+pub fn has_avx2() -> bool {
+    std::is_x86_feature_detected!("avx2")
+}
+
+/// Run `fast` when the CPU has AVX2, `portable` otherwise. `fast` must be a safe function whose only
+/// requirement is AVX2 (`#[target_feature(enable = "avx2")]`, coerced to an `unsafe fn` pointer):
+/// the same code as `portable` compiled for wider registers.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn dispatch_avx2<A, R>(fast: unsafe fn(A) -> R, portable: fn(A) -> R, args: A) -> R {
+    if has_avx2() {
+        // SAFETY: `fast` is a `#[target_feature(enable = "avx2")]` function without other
+        // preconditions (the contract above), and the CPU has AVX2.
+        unsafe { fast(args) }
+    } else {
+        portable(args)
+    }
+}
+
 /// Shared libraries loaded by trtlens, kept loaded for the life of the process: TensorRT and its
 /// parser are never unloaded (their static destructors are not meant to run mid-process, and the
 /// bindings hold function pointers into them).

@@ -55,6 +55,7 @@ fn text(t: &Terminal<TestBackend>) -> String {
 
 fn screen(app: &mut App, w: u16, h: u16) -> String {
     app.update(Action::Resize(w, h));
+    common::settle_histograms(app);
     let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
     t.draw(|f| {
         views::draw(f, app);

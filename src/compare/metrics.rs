@@ -86,6 +86,10 @@
 //! result does not depend on the number of threads: the sequential and parallel paths give
 //! identical bits.
 
+#![allow(
+    clippy::inline_always,
+    reason = "the per-element kernels are inlined into their AVX2 and portable instantiations on purpose"
+)]
 // Exact float equality (equal infinities, exact zero) is intended, and `&` on bools keeps the inner
 // loop free of branches.
 #![allow(clippy::float_cmp, clippy::needless_bitwise_bool)]
@@ -545,6 +549,42 @@ pub fn compare(reference: TensorRef<'_>, candidate: TensorRef<'_>, tol: &Toleran
     compare_impl(reference, candidate, &Params::new(tol, false), top_k, true)
 }
 
+/// [`compare`] without the exact median and p99 (NaN in the result), in a single pass over the
+/// pair: for callers that need the error maxima, sums and counts only (the introduced error).
+#[must_use]
+pub fn compare_basic(reference: TensorRef<'_>, candidate: TensorRef<'_>, tol: &Tolerance, top_k: usize) -> Outcome {
+    if !reference.dtype.is_float() && !candidate.dtype.is_float() {
+        return compare_exact(reference, candidate, top_k);
+    }
+    let p = Params { quantiles: false, ..Params::new(tol, false) };
+    compare_impl(reference, candidate, &p, top_k, true)
+}
+
+/// Elements that are finite in `reference` and not finite (NaN or ±inf) in `candidate` (0 when the
+/// element counts differ).
+#[must_use]
+pub fn new_nonfinite(reference: TensorRef<'_>, candidate: TensorRef<'_>) -> u64 {
+    let n = reference.len();
+    if candidate.len() != n || reference.check("reference").is_err() || candidate.check("candidate").is_err() {
+        return 0;
+    }
+    run_chunks(n, true, |start, end| {
+        let (mut rb, mut cb) = ([0.0f64; BLOCK], [0.0f64; BLOCK]);
+        let mut count = 0u64;
+        let mut s = start;
+        while s < end {
+            let len = BLOCK.min(end - s);
+            decode(reference.dtype, reference.data, s, &mut rb[..len]);
+            decode(candidate.dtype, candidate.data, s, &mut cb[..len]);
+            count += rb[..len].iter().zip(&cb[..len]).map(|(&r, &c)| u64::from(finite(r) & !finite(c))).sum::<u64>();
+            s += len;
+        }
+        count
+    })
+    .into_iter()
+    .sum()
+}
+
 /// Exact comparison, for integer and bool tensors: an element mismatches when the values differ
 /// (integers compared exactly, whatever their width; bools by truth value). If a side is a float
 /// type the values are compared as `f64` with [`Tolerance::EXACT`]. The statistics are filled from
@@ -589,6 +629,7 @@ pub fn reference_stats(data: TensorRef<'_>) -> RangeStats {
 
 /// Loop-invariant parameters of one comparison.
 #[derive(Debug, Clone, Copy)]
+#[allow(clippy::struct_excessive_bools, reason = "independent switches of one kernel call")]
 struct Params {
     polygraphy: bool,
     atol: f64,
@@ -598,6 +639,8 @@ struct Params {
     exact_int: bool,
     /// Selection collect limit (a parameter so tests can force the histogram path).
     collect_max: usize,
+    /// Compute the exact median and p99 (else they are NaN and no selection keys are kept).
+    quantiles: bool,
 }
 
 impl Params {
@@ -609,14 +652,16 @@ impl Params {
             inf_equal: tol.inf_equal,
             exact_int,
             collect_max: EXACT_COLLECT_MAX,
+            quantiles: true,
         }
     }
 }
 
 /// Independent accumulator lanes: the inner loops update lane `j` with element `LANES·i + j`, so the
-/// compiler keeps each accumulator in a SIMD register (two `f64` in SSE2, the x86-64 baseline)
-/// without reassociating any float sum.
-const LANES: usize = 2;
+/// compiler keeps each accumulator in SIMD registers (one AVX2 register, or two SSE2 registers on
+/// CPUs without AVX2) without reassociating any float sum. The lane count fixes the order of every
+/// sum, so both builds of the kernel give the same bits.
+const LANES: usize = 4;
 
 /// `if x < m { x } else { m }`: a plain `minpd` (`m` is never NaN where it is used).
 #[inline]
@@ -747,6 +792,7 @@ impl RangeLanes {
     // The loops below take whole lane groups (`main_chunk` pads a block with NaN to a multiple of
     // `LANES`) and keep their accumulators in locals, which is what lets them vectorize.
 
+    #[inline(always)]
     fn run(&mut self, vals: &[[f64; LANES]]) {
         let (mut nan, mut fin, mut big) = (self.nan, self.finite, self.big);
         let (mut subnormal, mut underflow) = (self.subnormal, self.underflow);
@@ -825,6 +871,7 @@ impl ErrLanes {
     /// Finite pairs only: updates the lanes and writes `|c − r|` to `kb` (NaN for a non-finite
     /// pair). Non-finite pairs are neither counted as mismatches nor ranked here; [`main_chunk`]
     /// settles them in a scalar pass, only for blocks that have any.
+    #[inline(always)]
     fn run<const POLYGRAPHY: bool>(
         &mut self,
         atol: f64,
@@ -879,6 +926,7 @@ impl SimLanes {
     }
 
     /// Also accumulates the candidate's range (`run_minmax` of [`RangeLanes`]) in the same loop.
+    #[inline(always)]
     fn run(&mut self, rb: &[[f64; LANES]], cb: &[[f64; LANES]], cand: &mut RangeLanes) {
         let (mut dot, mut rr, mut cc, mut dd) = (self.dot, self.rr, self.cc, self.dd);
         let (mut nan, mut fin, mut min, mut max) = (cand.nan, cand.finite, cand.min, cand.max);
@@ -906,6 +954,7 @@ impl SimLanes {
 }
 
 /// Largest value (lane-wise; NaN values are ignored).
+#[inline(always)]
 fn block_max(v: &[[f64; LANES]]) -> f64 {
     let mut m = [f64::NEG_INFINITY; LANES];
     for ch in v {
@@ -1082,7 +1131,8 @@ fn compare_impl(
     for part in parts {
         t.merge(part);
     }
-    let (median_abs, p99_abs) = abs_quantiles(&pair, p, t.finite_pairs, first, parallel);
+    let (median_abs, p99_abs) =
+        if p.quantiles { abs_quantiles(&pair, p, t.finite_pairs, first, parallel) } else { (f64::NAN, f64::NAN) };
     let metrics = finish(&pair, &t, median_abs, p99_abs, top_k);
     let pass = metrics.mismatches == 0;
     Outcome::Compared { metrics, pass }
@@ -1111,27 +1161,38 @@ const SENTINEL: u64 = 0x7FF8_0000_0000_0000;
 
 /// The main pass: per-chunk partial aggregates (in chunk order) and the first selection step.
 fn main_pass(pair: &Pair<'_>, p: &Params, k: usize, parallel: bool) -> (Vec<Partial>, FirstStep) {
+    let chunks = pair.n.div_ceil(CHUNK);
+    if p.quantiles && pair.n <= p.collect_max {
+        // Every key, each chunk writing its own part of one buffer (nothing to merge).
+        let mut keys = vec![0u64; pair.n];
+        let work = |(ci, out): (usize, &mut [u64])| {
+            let start = ci * CHUNK;
+            main_chunk(pair, p, k, start, start + out.len(), Selection::Keys(out))
+        };
+        let parts = if parallel && chunks > 1 {
+            keys.par_chunks_mut(CHUNK).enumerate().map(work).collect()
+        } else {
+            keys.chunks_mut(CHUNK).enumerate().map(work).collect()
+        };
+        return (parts, FirstStep::Keys(keys));
+    }
+    #[allow(clippy::items_after_statements, reason = "the accumulator of this fold alone")]
     struct Acc {
         parts: Vec<(usize, Partial)>,
-        sel: Vec<u64>,
+        hist: Vec<u64>,
     }
-    let collect = pair.n <= p.collect_max;
-    let chunks = pair.n.div_ceil(CHUNK);
-    let fresh = || Acc { parts: Vec::new(), sel: if collect { Vec::new() } else { vec![0; 1 << RADIX_BITS] } };
+    let fresh = || Acc { parts: Vec::new(), hist: if p.quantiles { vec![0; 1 << RADIX_BITS] } else { Vec::new() } };
     let work = |mut acc: Acc, ci: usize| {
         let start = ci * CHUNK;
-        let part = main_chunk(pair, p, k, start, (start + CHUNK).min(pair.n), collect, &mut acc.sel);
+        let sel = if p.quantiles { Selection::Hist(&mut acc.hist) } else { Selection::None };
+        let part = main_chunk(pair, p, k, start, (start + CHUNK).min(pair.n), sel);
         acc.parts.push((ci, part));
         acc
     };
     let merge = |mut a: Acc, b: Acc| {
         a.parts.extend(b.parts);
-        if collect {
-            a.sel.extend_from_slice(&b.sel);
-        } else {
-            for (x, y) in a.sel.iter_mut().zip(&b.sel) {
-                *x += y;
-            }
+        for (x, y) in a.hist.iter_mut().zip(&b.hist) {
+            *x += y;
         }
         a
     };
@@ -1142,21 +1203,55 @@ fn main_pass(pair: &Pair<'_>, p: &Params, k: usize, parallel: bool) -> (Vec<Part
     };
     let mut parts = acc.parts;
     parts.sort_unstable_by_key(|(ci, _)| *ci);
-    let first = if collect { FirstStep::Keys(acc.sel) } else { FirstStep::Hist(acc.sel) };
-    (parts.into_iter().map(|(_, part)| part).collect(), first)
+    (parts.into_iter().map(|(_, part)| part).collect(), FirstStep::Hist(acc.hist))
 }
 
-/// One chunk of the main pass. `sel` receives the selection keys (`collect`) or their top-16-bit
-/// histogram.
-fn main_chunk(
-    pair: &Pair<'_>,
-    p: &Params,
+/// Where a chunk puts its selection keys: every key (its part of the tensor's key buffer), or the
+/// histogram of their top 16 bits.
+enum Selection<'a> {
+    Keys(&'a mut [u64]),
+    Hist(&'a mut Vec<u64>),
+    None,
+}
+
+/// One chunk of the main pass: the portable build of [`chunk_kernel`], or its AVX2 build when the
+/// CPU has AVX2 (the same code and lane order, so the same bits; the wider registers make it about
+/// twice as fast).
+fn main_chunk(pair: &Pair<'_>, p: &Params, k: usize, start: usize, end: usize, sel: Selection<'_>) -> Partial {
+    let args = ChunkArgs { pair, p, k, start, end, sel };
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::sys::dispatch_avx2(chunk_avx2, chunk_portable, args)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        chunk_portable(args)
+    }
+}
+
+/// The arguments of [`chunk_kernel`].
+struct ChunkArgs<'a> {
+    pair: &'a Pair<'a>,
+    p: &'a Params,
     k: usize,
     start: usize,
     end: usize,
-    collect: bool,
-    sel: &mut Vec<u64>,
-) -> Partial {
+    sel: Selection<'a>,
+}
+
+fn chunk_portable(a: ChunkArgs<'_>) -> Partial {
+    chunk_kernel(a.pair, a.p, a.k, a.start, a.end, a.sel)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn chunk_avx2(a: ChunkArgs<'_>) -> Partial {
+    chunk_kernel(a.pair, a.p, a.k, a.start, a.end, a.sel)
+}
+
+/// One chunk of the main pass. `sel` receives the selection keys or their top-16-bit histogram.
+#[inline(always)]
+fn chunk_kernel(pair: &Pair<'_>, p: &Params, k: usize, start: usize, end: usize, mut sel: Selection<'_>) -> Partial {
     let mut rb = [[0.0f64; LANES]; BLOCK / LANES];
     let mut cb = [[0.0f64; LANES]; BLOCK / LANES];
     let mut kb = [[0.0f64; LANES]; BLOCK / LANES];
@@ -1191,12 +1286,18 @@ fn main_chunk(
         range_c.unpad(pad);
         // Selection keys: the bits of `|c − r|`, NaN's (SENTINEL) for non-finite pairs.
         let keys = &mut kg.as_flattened_mut()[..len];
-        if collect {
-            sel.extend(keys.iter().map(|x| x.to_bits()));
-        } else {
-            for x in keys.iter() {
-                sel[(x.to_bits() >> (64 - RADIX_BITS)) as usize] += 1;
+        match &mut sel {
+            Selection::Keys(out) => {
+                for (o, x) in out[s - start..s - start + len].iter_mut().zip(keys.iter()) {
+                    *o = x.to_bits();
+                }
             }
+            Selection::Hist(hist) => {
+                for x in keys.iter() {
+                    hist[(x.to_bits() >> (64 - RADIX_BITS)) as usize] += 1;
+                }
+            }
+            Selection::None => {}
         }
         let (r, c) = (&rg.as_flattened()[..len], &cg.as_flattened()[..len]);
         if err.finite_pairs() - before < len as u64 {
@@ -1230,6 +1331,7 @@ fn main_chunk(
 }
 
 /// Exact mismatch count of `len` integer/bool elements from `start`.
+#[inline(always)]
 fn exact_mismatches(pair: &Pair<'_>, start: usize, len: usize) -> u64 {
     let mut ri = [0i128; BLOCK];
     let mut ci = [0i128; BLOCK];
@@ -1239,6 +1341,7 @@ fn exact_mismatches(pair: &Pair<'_>, start: usize, len: usize) -> u64 {
 }
 
 /// Decodes `out.len()` elements from element `start` into `f64` (bool as 0/1 by truth value).
+#[inline(always)]
 fn decode(dtype: DType, data: &[u8], start: usize, out: &mut [f64]) {
     let size = dtype.size();
     let bytes = &data[start * size..(start + out.len()) * size];
@@ -1318,6 +1421,7 @@ fn decode(dtype: DType, data: &[u8], start: usize, out: &mut [f64]) {
 }
 
 /// Decodes integer/bool elements exactly (floats are truncated; not used for them).
+#[inline(always)]
 fn decode_int(dtype: DType, data: &[u8], start: usize, out: &mut [i128]) {
     let size = dtype.size();
     let bytes = &data[start * size..(start + out.len()) * size];
@@ -1567,11 +1671,9 @@ fn select_ranks(pair: &Pair<'_>, first: FirstStep, ranks: &[u64], collect_max: u
         FirstStep::Keys(mut keys) => {
             // Sentinels (non-finite pairs) sort above every finite key, so a rank among the finite
             // pairs is the same rank among all keys.
-            for pr in &mut probes {
-                pr.found = Some(match keys.get(pr.rank as usize) {
-                    Some(_) => *keys.select_nth_unstable(pr.rank as usize).1,
-                    None => f64::NAN.to_bits(),
-                });
+            let found = select_ascending(&mut keys, ranks);
+            for (pr, f) in probes.iter_mut().zip(found) {
+                pr.found = Some(f);
             }
         }
         FirstStep::Hist(hist) => {
@@ -1605,16 +1707,54 @@ fn select_ranks(pair: &Pair<'_>, first: FirstStep, ranks: &[u64], collect_max: u
                 // Massive ties (e.g. most errors exactly 0) end here.
                 pr.found = Some(scan.min);
             } else if scan.collect {
-                pr.found = Some(match scan.keys.get(pr.rank as usize) {
-                    Some(_) => *scan.keys.select_nth_unstable(pr.rank as usize).1,
-                    None => f64::NAN.to_bits(),
-                });
+                pr.found = Some(select_ascending(&mut scan.keys, &[pr.rank])[0]);
             } else {
                 pr.descend(&scan.hist);
             }
         }
     }
     probes.iter().map(|pr| f64::from_bits(pr.found.unwrap_or(f64::NAN.to_bits()))).collect()
+}
+
+/// The keys of the given ranks (ascending): each selection works on what lies above the previous
+/// rank only, and a rank right after the previous one is the minimum of that part. `NAN`'s bits
+/// for a rank beyond the keys.
+fn select_ascending(keys: &mut [u64], ranks: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(ranks.len());
+    // Everything below `from` is at most `last`, everything from `from` on at least `last`.
+    let (mut from, mut last): (usize, Option<(usize, u64)>) = (0, None);
+    for &rank in ranks {
+        let rank = rank as usize;
+        let value = match last {
+            _ if rank >= keys.len() => f64::NAN.to_bits(),
+            Some((r, v)) if r == rank => v,
+            Some((r, _)) if r + 1 == rank => {
+                let tail = &keys[from..];
+                let (mut i, mut v) = (0, tail[0]);
+                for (j, &k) in tail.iter().enumerate() {
+                    if k < v {
+                        (i, v) = (j, k);
+                    }
+                }
+                keys.swap(from, from + i);
+                from += 1;
+                v
+            }
+            _ if rank >= from => {
+                let v = *keys[from..].select_nth_unstable(rank - from).1;
+                from = rank + 1;
+                v
+            }
+            _ => {
+                let v = *keys.select_nth_unstable(rank).1;
+                from = rank + 1;
+                v
+            }
+        };
+        last = Some((rank, value));
+        out.push(value);
+    }
+    out
 }
 
 /// One pass over both tensors feeding the selection keys to the scans.

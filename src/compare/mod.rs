@@ -666,6 +666,12 @@ fn rank(o: &Outcome) -> (u8, u64, f64) {
     }
 }
 
+/// Pairs of at least this many elements are compared one at a time (each using every core).
+const LARGE_PAIR: usize = 4 * metrics::CHUNK;
+
+/// One compared pair: outcome, reference shape, candidate shape when it differs.
+type PairResult = (Outcome, Vec<usize>, Option<Vec<usize>>);
+
 /// `model` identifies the compared model (path, hash); `graph_model` is the graph the runs were made
 /// from (the model, or its control-flow specialization): tensor metadata and outputs come from it.
 fn build_report(
@@ -704,24 +710,43 @@ fn build_report(
     for it in 0..iterations {
         let rt = rs.iteration(it)?;
         let ct = cs.iteration(it)?;
-        let results: Vec<(Outcome, Vec<usize>, Option<Vec<usize>>)> = paired
+        // Each tensor is read (decoded, for Polygraphy files), compared and released, so memory
+        // holds the pairs being compared, not the runs: large pairs one at a time (the kernel and
+        // the decoding use every core on one pair), small pairs in parallel.
+        let pair = |name: &String| -> Result<(Outcome, Vec<usize>, Option<Vec<usize>>)> {
+            let (Some(rm), Some(cm)) = (rt.meta(name), ct.meta(name)) else {
+                return Ok((Outcome::Skipped { reason: format!("missing from iteration {it}") }, vec![], None));
+            };
+            let cand_shape = (cm.1 != rm.1).then(|| cm.1.to_vec());
+            let shape = rm.1.to_vec();
+            let (Some(r), Some(c)) = (rt.get(name)?, ct.get(name)?) else {
+                return Ok((Outcome::Skipped { reason: format!("missing from iteration {it}") }, vec![], None));
+            };
+            let tol = effective_tolerance(req, name);
+            let (rv, cv) = (r.view(), c.view());
+            let rref = TensorRef::new(rv.dtype, rv.shape, rv.data);
+            let cref = TensorRef::new(cv.dtype, cv.shape, cv.data);
+            let outcome = if rv.dtype.is_float() || cv.dtype.is_float() {
+                metrics::compare(rref, cref, &tol, req.top_k)
+            } else {
+                metrics::compare_exact(rref, cref, req.top_k)
+            };
+            drop((r, c));
+            rt.release(name);
+            ct.release(name);
+            Ok((outcome, shape, cand_shape))
+        };
+        let large = |name: &String| rt.meta(name).is_some_and(|(_, shape)| crate::tensor::numel(shape) >= LARGE_PAIR);
+        let mut results: Vec<Option<PairResult>> = paired
             .par_iter()
-            .map(|name| {
-                let (Some(r), Some(c)) = (rt.view(name), ct.view(name)) else {
-                    return (Outcome::Skipped { reason: format!("missing from iteration {it}") }, vec![], None);
-                };
-                let tol = effective_tolerance(req, name);
-                let rref = TensorRef::new(r.dtype, r.shape, r.data);
-                let cref = TensorRef::new(c.dtype, c.shape, c.data);
-                let outcome = if r.dtype.is_float() || c.dtype.is_float() {
-                    metrics::compare(rref, cref, &tol, req.top_k)
-                } else {
-                    metrics::compare_exact(rref, cref, req.top_k)
-                };
-                let cand_shape = (c.shape != r.shape).then(|| c.shape.to_vec());
-                (outcome, r.shape.to_vec(), cand_shape)
-            })
-            .collect();
+            .map(|name| if large(name) { Ok(None) } else { pair(name).map(Some) })
+            .collect::<Result<_>>()?;
+        for (slot, name) in results.iter_mut().zip(&paired) {
+            if slot.is_none() {
+                *slot = Some(pair(name)?);
+            }
+        }
+        let results: Vec<(Outcome, Vec<usize>, Option<Vec<usize>>)> = results.into_iter().flatten().collect();
         for (i, (o, shape, cshape)) in results.into_iter().enumerate() {
             if it == 0 {
                 shapes[i] = (shape, cshape);
@@ -946,10 +971,11 @@ fn attach_trt(
                 for (it, file) in p.files.iter().enumerate() {
                     let c = crate::store::MappedTensors::open(&run.path.join(file))?;
                     let r = rs.iteration(it)?;
-                    let (Some(rv), Some(cv)) = (r.view(name), c.view(name)) else {
+                    let (Some(rd), Some(cv)) = (r.get(name)?, c.view(name)) else {
                         status = Status::Skipped;
                         continue;
                     };
+                    let rv = rd.view();
                     let tol = effective_tolerance(req, name);
                     let (rref, cref) =
                         (TensorRef::new(rv.dtype, rv.shape, rv.data), TensorRef::new(cv.dtype, cv.shape, cv.data));

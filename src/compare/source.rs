@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::io::polygraphy::RunResults;
+use crate::io::polygraphy_index::{LazyArray, LazyIteration, LazyResults, Loaded};
 use crate::runner::{RunnerKind, Tensors};
 use crate::store::{MappedTensors, RunDir, TensorView};
 use crate::tensor::DType;
@@ -91,36 +91,92 @@ impl<'de> serde::Deserialize<'de> for SideSpec {
 pub enum Side {
     /// A trtlens run directory (memory-mapped).
     Run(Box<RunDir>),
-    /// One runner of a Polygraphy `RunResults` file (decoded into memory: JSON cannot be mapped).
+    /// One runner of a Polygraphy `RunResults` file: its structure indexed, each tensor decoded
+    /// from the file when it is read ([`LazyResults`]).
     Polygraphy {
         /// The file.
         path: PathBuf,
         /// Runner name inside the file.
         runner: String,
-        /// Iterations of that runner.
-        iterations: Vec<Tensors>,
+        /// The indexed file.
+        results: Box<LazyResults>,
+        /// Which of its runners.
+        index: usize,
     },
 }
 
 /// One iteration of one side.
-pub enum IterationTensors {
+pub enum IterationTensors<'a> {
     /// Mapped from a run directory.
     Mapped(MappedTensors),
-    /// Owned (Polygraphy), borrowed from the side.
-    Owned(Vec<(String, crate::tensor::Tensor)>),
+    /// Indexed in a Polygraphy file, decoded on demand.
+    Polygraphy {
+        /// The file.
+        results: &'a LazyResults,
+        /// The iteration's outputs.
+        iteration: &'a LazyIteration,
+    },
 }
 
-impl IterationTensors {
-    /// Borrow a tensor by exact name.
+/// One tensor read from a side: borrowed from a memory map, or decoded into its own buffer.
+pub struct TensorData<'a> {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: &'a [usize],
+    data: Data<'a>,
+}
+
+enum Data<'a> {
+    Mapped(&'a [u8]),
+    Decoded(Loaded<'a>),
+}
+
+impl TensorData<'_> {
+    /// Borrow it as a view.
     #[must_use]
-    pub fn view(&self, name: &str) -> Option<TensorView<'_>> {
+    pub fn view(&self) -> TensorView<'_> {
+        let data = match &self.data {
+            Data::Mapped(d) => d,
+            Data::Decoded(l) => l.bytes(),
+        };
+        TensorView { dtype: self.dtype, shape: self.shape, data }
+    }
+}
+
+impl IterationTensors<'_> {
+    /// Read a tensor by exact name (`None` when absent). Polygraphy tensors are decoded here.
+    pub fn get(&self, name: &str) -> Result<Option<TensorData<'_>>> {
         match self {
-            IterationTensors::Mapped(m) => m.view(name),
-            IterationTensors::Owned(v) => v.iter().find(|(n, _)| n == name).map(|(_, t)| TensorView {
-                dtype: t.dtype(),
-                shape: t.shape(),
-                data: t.bytes(),
-            }),
+            IterationTensors::Mapped(m) => {
+                Ok(m.view(name).map(|v| TensorData { dtype: v.dtype, shape: v.shape, data: Data::Mapped(v.data) }))
+            }
+            IterationTensors::Polygraphy { results, iteration } => {
+                let Some(a) = iteration.get(name) else { return Ok(None) };
+                let loaded = results.load(name, a)?;
+                Ok(Some(TensorData { dtype: a.dtype(), shape: a.shape(), data: Data::Decoded(loaded) }))
+            }
+        }
+    }
+
+    /// The dtype and shape of a tensor without reading it.
+    #[must_use]
+    pub fn meta(&self, name: &str) -> Option<(DType, &[usize])> {
+        match self {
+            IterationTensors::Mapped(m) => m.view(name).map(|v| (v.dtype, v.shape)),
+            IterationTensors::Polygraphy { iteration, .. } => iteration.get(name).map(|a| (a.dtype(), a.shape())),
+        }
+    }
+
+    /// Give a tensor's pages back to the system once it has been read (it can be read again).
+    pub fn release(&self, name: &str) {
+        match self {
+            IterationTensors::Mapped(m) => m.release(name),
+            IterationTensors::Polygraphy { results, iteration } => {
+                if let Some(a) = iteration.get(name) {
+                    results.release(a);
+                }
+            }
         }
     }
 }
@@ -143,9 +199,15 @@ impl Side {
                 "does not exist (saved: wants a trtlens run directory or a Polygraphy JSON file)",
             ));
         }
-        let results = crate::io::load_run_results(path)?;
-        let (name, iterations) = pick_runner(path, results, runner)?;
-        Ok(Side::Polygraphy { path: path.to_path_buf(), runner: name, iterations })
+        let results = LazyResults::open(path)?;
+        let names: Vec<String> = results.runners.iter().map(|r| r.name.clone()).collect();
+        let index = pick_runner(path, &names, runner)?;
+        Ok(Side::Polygraphy {
+            path: path.to_path_buf(),
+            runner: names[index].clone(),
+            results: Box::new(results),
+            index,
+        })
     }
 
     /// The precision plan recorded by the run, if any.
@@ -193,12 +255,20 @@ impl Side {
         }
     }
 
+    /// The iterations of a Polygraphy side.
+    fn polygraphy_iterations(&self) -> &[LazyIteration] {
+        match self {
+            Side::Run(_) => &[],
+            Side::Polygraphy { results, index, .. } => &results.runners[*index].iterations,
+        }
+    }
+
     /// Number of iterations.
     #[must_use]
     pub fn iterations(&self) -> usize {
         match self {
             Side::Run(r) => r.iterations(),
-            Side::Polygraphy { iterations, .. } => iterations.len(),
+            Side::Polygraphy { .. } => self.polygraphy_iterations().len(),
         }
     }
 
@@ -207,9 +277,11 @@ impl Side {
     pub fn names(&self) -> Vec<String> {
         match self {
             Side::Run(r) => r.manifest.tensors.iter().map(|t| t.name.clone()).collect(),
-            Side::Polygraphy { iterations, .. } => {
-                iterations.first().map(|it| it.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default()
-            }
+            Side::Polygraphy { .. } => self
+                .polygraphy_iterations()
+                .first()
+                .map(|it| it.outputs.iter().map(|(n, _)| n.clone()).collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -218,9 +290,7 @@ impl Side {
     pub fn dtype(&self, name: &str) -> Option<DType> {
         match self {
             Side::Run(r) => r.entry(name).map(|e| e.dtype),
-            Side::Polygraphy { iterations, .. } => {
-                iterations.first()?.iter().find(|(n, _)| n == name).map(|(_, t)| t.dtype())
-            }
+            Side::Polygraphy { .. } => self.polygraphy_iterations().first()?.get(name).map(LazyArray::dtype),
         }
     }
 
@@ -242,25 +312,24 @@ impl Side {
     }
 
     /// Tensors of iteration `it`.
-    pub fn iteration(&self, it: usize) -> Result<IterationTensors> {
+    pub fn iteration(&self, it: usize) -> Result<IterationTensors<'_>> {
         match self {
             Side::Run(r) => r.tensors(it).map(IterationTensors::Mapped),
-            Side::Polygraphy { iterations, path, .. } => iterations
+            Side::Polygraphy { results, path, .. } => self
+                .polygraphy_iterations()
                 .get(it)
-                .cloned()
-                .map(IterationTensors::Owned)
+                .map(|iteration| IterationTensors::Polygraphy { results, iteration })
                 .ok_or_else(|| Error::store(path, format!("iteration {it} does not exist"))),
         }
     }
 }
 
-fn pick_runner(path: &Path, results: RunResults, want: Option<&str>) -> Result<(String, Vec<Tensors>)> {
-    let names: Vec<String> = results.runners.iter().map(|r| r.name.clone()).collect();
-    if results.runners.is_empty() {
+fn pick_runner(path: &Path, names: &[String], want: Option<&str>) -> Result<usize> {
+    if names.is_empty() {
         return Err(Error::store(path, "the Polygraphy results hold no runner"));
     }
     let idx = match want {
-        None if results.runners.len() == 1 => 0,
+        None if names.len() == 1 => 0,
         None => {
             return Err(Error::usage(format!(
                 "{} holds several runners ({}); pick one with saved:{}#RUNNER (a name or an index)",
@@ -277,8 +346,7 @@ fn pick_runner(path: &Path, results: RunResults, want: Option<&str>) -> Result<(
             Error::usage(format!("{}: no runner '{w}' (runners: {})", path.display(), names.join(", ")))
         })?,
     };
-    let r = results.runners.into_iter().nth(idx).ok_or_else(|| Error::store(path, "runner vanished"))?;
-    Ok((r.name, r.iterations.into_iter().map(|i| i.outputs).collect()))
+    Ok(idx)
 }
 
 #[cfg(test)]

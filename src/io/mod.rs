@@ -5,6 +5,7 @@
 pub mod export;
 pub mod npy;
 pub mod polygraphy;
+pub mod polygraphy_index;
 pub mod raw;
 pub mod safetensors_file;
 
@@ -123,7 +124,7 @@ pub fn load_run_results(path: &Path) -> Result<polygraphy::RunResults> {
 }
 
 /// The `*.json` files of a directory in name order (Polygraphy zero-pads the iteration index).
-fn json_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+pub(crate) fn json_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let list_error = |e: std::io::Error| Error::input(format!("{}: cannot list the directory: {e}", dir.display()));
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(list_error)? {

@@ -80,6 +80,51 @@ pub fn read_npy(bytes: &[u8]) -> Result<Tensor> {
     Tensor::from_bytes(dtype, header.shape, data).map_err(|e| Error::input(format!("corrupt .npy: {e}")))
 }
 
+/// Where the data of a `.npy` file sits, from its header alone (for readers that decode the data
+/// themselves, a piece at a time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape (C order once read).
+    pub shape: Vec<usize>,
+    /// Offset of the first data byte in the file.
+    pub data_start: usize,
+    /// Bytes of data the header declares.
+    pub nbytes: usize,
+    /// True when the data bytes are stored as trtlens holds them (little-endian, C order, bool as
+    /// 0/1 after [`normalize_bool`]); false for big-endian or Fortran-order data, which
+    /// [`read_npy`] converts.
+    pub plain: bool,
+}
+
+/// The layout of a `.npy` file from its first bytes; `Ok(None)` when `head` ends inside the header.
+pub fn layout(head: &[u8]) -> Result<Option<Layout>> {
+    if head.len() >= 12 && head.starts_with(MAGIC) {
+        let need = match head[6] {
+            1 => 10 + usize::from(u16::from_le_bytes([head[8], head[9]])),
+            _ => 12 + u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize,
+        };
+        if head.len() < need {
+            return Ok(None);
+        }
+    }
+    let header = parse_header(head)?;
+    let (dtype, big_endian) = parse_descr(&header.descr)?;
+    let nbytes = checked_numel(&header.shape)
+        .and_then(|n| n.checked_mul(dtype.size()))
+        .ok_or_else(|| Error::input(format!(".npy shape {:?} is too large", header.shape)))?;
+    let plain = (!big_endian || dtype.size() <= 1) && !header.fortran_order;
+    Ok(Some(Layout { dtype, shape: header.shape, data_start: header.data_start, nbytes, plain }))
+}
+
+/// Bool data as trtlens holds it: any non-zero byte is 1 (what [`read_npy`] does).
+pub fn normalize_bool(data: &mut [u8]) {
+    for b in data {
+        *b = u8::from(*b != 0);
+    }
+}
+
 /// Serialize a tensor as a `.npy` file, byte for byte what `numpy.save` writes (bfloat16 as
 /// `<V2`, see the module documentation).
 #[must_use]

@@ -189,7 +189,24 @@ pub fn write_inputs_json(iterations: &[Tensors]) -> Vec<u8> {
 /// Read a run-results file (`--save-outputs`), keeping runner, iteration and output order.
 pub fn read_run_results(bytes: &[u8]) -> Result<RunResults> {
     let value = parse_json(bytes)?;
-    let top = match &value {
+    let runners = walk_run_results(&value, &mut decode_array)?
+        .into_iter()
+        .map(|(name, iterations)| RunnerResults {
+            name,
+            iterations: iterations.into_iter().map(|(outputs, runtime)| IterationResult { outputs, runtime }).collect(),
+        })
+        .collect();
+    Ok(RunResults { runners })
+}
+
+/// One runner of a run-results file with each array as `T`: its name and, per iteration, the
+/// outputs in file order and the runtime.
+pub(crate) type Walked<T> = (String, Vec<(Vec<(String, T)>, Option<f64>)>);
+
+/// Walk a parsed run-results file, turning each encoded array into a `T` with `array` (decoding
+/// it, or noting where its payload is). Structure errors are those of [`read_run_results`].
+pub(crate) fn walk_run_results<T>(value: &Value, array: &mut dyn FnMut(&Value) -> Result<T>) -> Result<Vec<Walked<T>>> {
+    let top = match value {
         Value::Object(top) => top,
         Value::Array(_) => {
             return Err(Error::input(
@@ -229,13 +246,13 @@ pub fn read_run_results(bytes: &[u8]) -> Result<RunResults> {
             .iter()
             .enumerate()
             .map(|(it, v)| {
-                read_iteration(v)
+                read_iteration(v, array)
                     .map_err(|e| Error::input(format!("Polygraphy run results, runner '{name}', iteration {it}{e}")))
             })
             .collect::<Result<_>>()?;
-        runners.push(RunnerResults { name: name.clone(), iterations });
+        runners.push((name.clone(), iterations));
     }
-    Ok(RunResults { runners })
+    Ok(runners)
 }
 
 /// Append the iterations of `more` to `results`, matching runners by name (Polygraphy's
@@ -254,7 +271,11 @@ fn bad_runner_entry(r: usize) -> Error {
 }
 
 /// One `IterationResult`; errors are suffixes for the caller's context (`: ...` or `, output ...`).
-fn read_iteration(v: &Value) -> Result<IterationResult, String> {
+#[allow(clippy::type_complexity)]
+fn read_iteration<T>(
+    v: &Value,
+    array: &mut dyn FnMut(&Value) -> Result<T>,
+) -> Result<(Vec<(String, T)>, Option<f64>), String> {
     let Value::Object(m) = v else {
         return Err(format!(": expected an IterationResult object, found {}", kind_of(v)));
     };
@@ -272,9 +293,9 @@ fn read_iteration(v: &Value) -> Result<IterationResult, String> {
     };
     let outputs = outputs
         .iter()
-        .map(|(name, v)| decode_array(v).map(|t| (name.clone(), t)).map_err(|e| format!(", output '{name}': {e}")))
+        .map(|(name, v)| array(v).map(|t| (name.clone(), t)).map_err(|e| format!(", output '{name}': {e}")))
         .collect::<Result<_, _>>()?;
-    Ok(IterationResult { outputs, runtime })
+    Ok((outputs, runtime))
 }
 
 /// Write a run-results file the way `polygraphy run --save-outputs` does.
@@ -333,6 +354,16 @@ pub fn decode_array(v: &Value) -> Result<Tensor> {
 }
 
 fn decode_array_at(v: &Value, depth: usize) -> Result<Tensor> {
+    decode_payload_text(payload_at(v, depth)?)
+}
+
+/// The payload text of an encoded numpy array (through `LazyArray` wrappers and legacy spellings),
+/// not decoded yet.
+pub(crate) fn array_payload(v: &Value) -> Result<&str> {
+    payload_at(v, 0)
+}
+
+fn payload_at(v: &Value, depth: usize) -> Result<&str> {
     let Value::Object(m) = v else {
         return Err(Error::input(format!("expected an encoded numpy array, found {}", kind_of(v))));
     };
@@ -345,7 +376,7 @@ fn decode_array_at(v: &Value, depth: usize) -> Result<Tensor> {
     match class.as_deref() {
         Some("LazyArray" | "LazyNumpyArray") => {
             let inner = m.get("values").ok_or_else(|| Error::input("LazyArray without \"values\""))?;
-            return decode_array_at(inner, depth + 1);
+            return payload_at(inner, depth + 1);
         }
         Some("Tensor") => return Err(torch()),
         Some("FormattedArray") => {
@@ -356,16 +387,18 @@ fn decode_array_at(v: &Value, depth: usize) -> Result<Tensor> {
         Some("ndarray") | None => {}
         Some(other) => return Err(Error::input(format!("expected a numpy array, found a Polygraphy {other}"))),
     }
-    let payload = match m.get("array") {
-        Some(Value::String(s)) => s,
-        Some(other) => return Err(Error::input(format!("\"array\" is {}, not a string", kind_of(other)))),
-        None if m.contains_key("tensor") => return Err(torch()),
+    match m.get("array") {
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(Error::input(format!("\"array\" is {}, not a string", kind_of(other)))),
+        None if m.contains_key("tensor") => Err(torch()),
         // An unmarked LazyArray from a tool that leaves out the class markers.
-        None if class.is_none() && depth == 0 && m.contains_key("values") => {
-            return decode_array_at(&m["values"], depth + 1);
-        }
-        None => return Err(Error::input("expected an encoded numpy array, but the object has no \"array\" field")),
-    };
+        None if class.is_none() && depth == 0 && m.contains_key("values") => payload_at(&m["values"], depth + 1),
+        None => Err(Error::input("expected an encoded numpy array, but the object has no \"array\" field")),
+    }
+}
+
+/// Decode an array payload (base64 or latin-1 text of a `.npy` file or `.npz` archive).
+pub(crate) fn decode_payload_text(payload: &str) -> Result<Tensor> {
     let bytes = decode_payload(payload)?;
     if bytes.starts_with(npy::MAGIC) {
         npy::read_npy(&bytes)
@@ -419,7 +452,7 @@ fn kind_of(v: &Value) -> &'static str {
 
 /// Parse JSON, keeping key order. Python's `json` writes non-finite floats as bare `NaN`,
 /// `Infinity` and `-Infinity`, which are not JSON; when parsing fails, they are read as `null`.
-fn parse_json(bytes: &[u8]) -> Result<Value> {
+pub(crate) fn parse_json(bytes: &[u8]) -> Result<Value> {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     match serde_json::from_slice(bytes) {
         Ok(v) => Ok(v),

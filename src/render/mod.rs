@@ -126,10 +126,10 @@ fn pair_from(report: &Report, name: &str, sides: &[Side; 2]) -> Result<TensorPai
     let mut tensors = Vec::with_capacity(2);
     for opened in sides {
         let it = opened.iteration(iteration)?;
-        let view = it
-            .view(name)
+        let data = it
+            .get(name)?
             .ok_or_else(|| Error::store(opened.path(), format!("holds no tensor '{name}' in iteration {iteration}")))?;
-        tensors.push(view.to_tensor()?);
+        tensors.push(data.view().to_tensor()?);
     }
     let candidate = tensors.pop().ok_or_else(|| Error::usage("no candidate tensor"))?;
     let reference = tensors.pop().ok_or_else(|| Error::usage("no reference tensor"))?;

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use prost::Message;
 
 use super::tract::TractRunner;
-use super::{RunOutput, Runner, RunnerOptions, Tensors};
+use super::{RunOutput, Runner, RunnerOptions, StreamedRun, TensorSink, Tensors};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::tensor_proto;
@@ -23,8 +23,6 @@ use crate::precision::{self, Plan, Precision};
 /// The `cpu-fp16` runner.
 pub struct CpuFp16Runner {
     inner: TractRunner,
-    /// (name in the emulated model, original name), in capture order.
-    homes: Vec<(String, String)>,
     /// Keeps the emulated model file alive.
     _dir: tempfile::TempDir,
     /// Where the emulated model was written (for messages).
@@ -79,19 +77,21 @@ impl CpuFp16Runner {
             .map(|c| (converted.report.tensors.get(c).map_or_else(|| c.clone(), |h| h.name.clone()), c.clone()))
             .collect();
         let inner_capture: Vec<String> = homes.iter().map(|(h, _)| h.clone()).collect();
-        let inner = TractRunner::named_with(
+        let mut inner = TractRunner::named_with(
             &emulated_model,
             &inner_capture,
             "cpu-fp16",
             "--candidate saved:PATH with TensorRT's own outputs",
             ieee,
         );
+        // Tensors the plan made FP16 come back under their original names.
+        inner.report_as(homes.iter().map(|(_, original)| original.clone()).collect());
         let settings = crate::runner::RunnerSettings {
             tf32: Some(if tf32 { "on" } else { "off" }.into()),
             tf32_source: Some(if opts.tf32.is_some() { "--tf32" } else { "default" }.into()),
             ..crate::runner::RunnerSettings::default()
         };
-        Ok(CpuFp16Runner { inner, homes, _dir: dir, emulated_path: path, report: converted.report, settings })
+        Ok(CpuFp16Runner { inner, _dir: dir, emulated_path: path, report: converted.report, settings })
     }
 }
 
@@ -115,17 +115,18 @@ impl Runner for CpuFp16Runner {
     }
 
     fn run(&mut self, inputs: &Tensors) -> Result<RunOutput> {
-        let mut out = self.inner.run(inputs)?;
-        for (name, _) in &mut out.tensors {
-            if let Some((_, original)) = self.homes.iter().find(|(h, _)| h == name) {
-                name.clone_from(original);
-            }
-        }
-        for nc in &mut out.not_captured {
-            if let Some((_, original)) = self.homes.iter().find(|(h, _)| *h == nc.name) {
-                nc.name.clone_from(original);
-            }
-        }
-        Ok(out)
+        self.inner.run(inputs)
+    }
+
+    fn streams(&self) -> bool {
+        true
+    }
+
+    fn prepare(&mut self, iterations: &[Tensors], progress: &mut dyn FnMut(crate::run::Progress)) -> Result<()> {
+        self.inner.prepare(iterations, progress)
+    }
+
+    fn run_streamed(&mut self, inputs: &Tensors, sink: &mut dyn TensorSink) -> Result<StreamedRun> {
+        self.inner.run_streamed(inputs, sink)
     }
 }

@@ -233,12 +233,44 @@ pub struct RunnerSettings {
 /// A tensor a streaming runner announces before writing it: name, dtype, shape.
 pub type TensorSpec = (String, DType, Vec<usize>);
 
-/// Receives a streaming runner's tensors: the list first, then each tensor's bytes in that order.
+/// Receives a streaming runner's tensors: the list first, then each tensor's bytes, each once, in
+/// any order (a runner hands a tensor over when it is computed).
 pub trait TensorSink {
-    /// The tensors that will follow, in order.
+    /// The tensors that will follow.
     fn begin(&mut self, specs: &[TensorSpec]) -> Result<()>;
-    /// The next tensor's bytes (little-endian, row-major).
+    /// One announced tensor's bytes (little-endian, row-major).
     fn put(&mut self, name: &str, data: &[u8]) -> Result<()>;
+}
+
+/// A [`TensorSink`] that keeps every tensor in memory (a streaming runner's [`Runner::run`]).
+#[derive(Debug, Default)]
+pub struct CollectSink {
+    specs: std::collections::HashMap<String, (DType, Vec<usize>)>,
+    tensors: std::collections::HashMap<String, Tensor>,
+}
+
+impl CollectSink {
+    /// The tensors received, in the order of `specs` (the announced order).
+    #[must_use]
+    pub fn into_tensors(mut self, specs: &[TensorSpec]) -> Tensors {
+        specs.iter().filter_map(|(n, _, _)| self.tensors.remove(n).map(|t| (n.clone(), t))).collect()
+    }
+}
+
+impl TensorSink for CollectSink {
+    fn begin(&mut self, specs: &[TensorSpec]) -> Result<()> {
+        self.specs = specs.iter().map(|(n, d, s)| (n.clone(), (*d, s.clone()))).collect();
+        Ok(())
+    }
+
+    fn put(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        let (dtype, shape) =
+            self.specs.get(name).ok_or_else(|| Error::runner("run", format!("tensor '{name}' was not announced")))?;
+        let t = Tensor::from_bytes(*dtype, shape.clone(), data.to_vec())
+            .map_err(|e| Error::runner("run", format!("tensor '{name}': {e}")))?;
+        self.tensors.insert(name.to_string(), t);
+        Ok(())
+    }
 }
 
 /// What a streamed iteration reports (its tensors went to the sink).

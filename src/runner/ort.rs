@@ -31,7 +31,7 @@ mod convert;
 pub mod cuda;
 pub mod discover;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Instant;
@@ -532,7 +532,20 @@ impl Runner for OrtRunner {
     }
 
     fn run(&mut self, inputs: &Tensors) -> Result<RunOutput> {
-        let err = |msg: String| Error::runner(self.name, msg);
+        let mut sink = super::CollectSink::default();
+        let r = self.run_streamed(inputs, &mut sink)?;
+        Ok(RunOutput { tensors: sink.into_tensors(&r.specs), not_captured: r.not_captured, seconds: r.seconds })
+    }
+
+    fn streams(&self) -> bool {
+        true
+    }
+
+    /// ONNX Runtime returns every requested tensor at once; each goes to `sink` straight from ONNX
+    /// Runtime's buffer (no copy in between), and the buffers are released together after the last.
+    fn run_streamed(&mut self, inputs: &Tensors, sink: &mut dyn super::TensorSink) -> Result<super::StreamedRun> {
+        let name = self.name;
+        let err = |msg: String| Error::runner(name, msg);
         let mut feed: Vec<(String, DynValue)> = Vec::with_capacity(self.inputs.len());
         for name in &self.inputs {
             let t = super::find(inputs, name).ok_or_else(|| err(format!("no value for input '{name}'")))?;
@@ -542,57 +555,54 @@ impl Runner for OrtRunner {
         let start = Instant::now();
         let outputs = self.session.run(feed).map_err(|e| err(one_line(&e)))?;
         let seconds = start.elapsed().as_secs_f64();
-        let mut out = collect(&self.capture, inputs, &outputs, seconds);
+        let reported: HashMap<&str, &str> =
+            self.homes.iter().filter(|(h, o)| h != o).map(|(h, o)| (h.as_str(), o.as_str())).collect();
+        let report = |n: &str| reported.get(n).map_or_else(|| n.to_string(), |o| (*o).to_string());
+        let mut specs = Vec::with_capacity(self.capture.len());
+        let mut data: Vec<std::borrow::Cow<'_, [u8]>> = Vec::with_capacity(self.capture.len());
+        let mut not_captured = Vec::new();
+        for c in &self.capture {
+            let (name, value) = match c {
+                Capture::Output(name) => (
+                    name,
+                    match outputs.get(name) {
+                        Some(v) => convert::view_ort(v),
+                        None => Err("ONNX Runtime did not return it".to_string()),
+                    },
+                ),
+                Capture::Input(name) => (
+                    name,
+                    super::find(inputs, name)
+                        .map(|t| (t.dtype(), t.shape().to_vec(), std::borrow::Cow::Borrowed(t.bytes())))
+                        .ok_or_else(|| "no value was fed for this input".to_string()),
+                ),
+                Capture::Constant(name, t) => {
+                    (name, Ok((t.dtype(), t.shape().to_vec(), std::borrow::Cow::Borrowed(t.bytes()))))
+                }
+                Capture::Missing(nc) => {
+                    not_captured.push(NotCaptured { name: report(&nc.name), reason: nc.reason.clone() });
+                    continue;
+                }
+            };
+            match value {
+                Ok((dtype, shape, bytes)) => {
+                    specs.push((report(name), dtype, shape));
+                    data.push(bytes);
+                }
+                Err(reason) => not_captured.push(NotCaptured { name: report(name), reason }),
+            }
+        }
+        sink.begin(&specs)?;
+        for ((name, _, _), bytes) in specs.iter().zip(&data) {
+            sink.put(name, bytes)?;
+        }
+        drop(data);
         drop(outputs);
         if let Some(provider) = self.check_placement.take() {
             self.verify_placement(provider)?;
         }
-        for (name, _) in &mut out.tensors {
-            if let Some((_, original)) = self.homes.iter().find(|(h, o)| h == name && h != o) {
-                name.clone_from(original);
-            }
-        }
-        for nc in &mut out.not_captured {
-            if let Some((_, original)) = self.homes.iter().find(|(h, o)| *h == nc.name && h != o) {
-                nc.name.clone_from(original);
-            }
-        }
-        Ok(out)
+        Ok(super::StreamedRun { specs, not_captured, seconds })
     }
-}
-
-/// The requested tensors of one iteration's outputs.
-fn collect(
-    capture: &[Capture],
-    inputs: &Tensors,
-    outputs: &::ort::session::SessionOutputs<'_>,
-    seconds: f64,
-) -> RunOutput {
-    let mut out = RunOutput { seconds, ..RunOutput::default() };
-    for c in capture {
-        let (name, value) = match c {
-            Capture::Output(name) => (
-                name,
-                match outputs.get(name) {
-                    Some(v) => convert::from_ort(v),
-                    None => Err("ONNX Runtime did not return it".to_string()),
-                },
-            ),
-            Capture::Input(name) => {
-                (name, super::find(inputs, name).cloned().ok_or_else(|| "no value was fed for this input".to_string()))
-            }
-            Capture::Constant(name, t) => (name, Ok(t.clone())),
-            Capture::Missing(nc) => {
-                out.not_captured.push(nc.clone());
-                continue;
-            }
-        };
-        match value {
-            Ok(t) => out.tensors.push((name.clone(), t)),
-            Err(reason) => out.not_captured.push(NotCaptured { name: name.clone(), reason }),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -28,11 +28,15 @@ use std::time::Instant;
 use prost::Message;
 use tract_onnx::prelude::{
     Datum, DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, IntoRunnable, IntoTValue, OutletId,
-    TValue, Tensor as TTensor, TractError, TractResult, TypedModel, TypedRunnableModel, tvec,
+    TValue, TVec, Tensor as TTensor, TractError, TractResult, TypedModel, TypedNode, TypedRunnableModel, tvec,
 };
+use tract_onnx::tract_core::ops::OpState;
+use tract_onnx::tract_core::ops::cast::Cast;
+use tract_onnx::tract_core::ops::konst::Const;
+use tract_onnx::tract_core::plan::EvalContext;
 use tract_onnx::tract_hir::infer::Factoid as _;
 
-use super::{NotCaptured, RunOutput, Runner, Tensors};
+use super::{NotCaptured, RunOutput, Runner, StreamedRun, TensorSink, TensorSpec, Tensors};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::graph::Dim;
@@ -48,12 +52,25 @@ pub const VERSION: &str = env!("TRTLENS_TRACT_VERSION");
 type Signature = Vec<(DType, Vec<usize>)>;
 
 /// A plan for one input signature.
+///
+/// Every requested tensor is declared a model output before tract optimises the graph (so it
+/// survives optimisation), but the plan itself only keeps the captured tensors nothing reads: each
+/// captured value is handed over as soon as its node has run (see [`TractRunner::run_streamed`]),
+/// and tract frees it after its last reader, so a run holds the live activations, not every tensor.
 struct Prepared {
     plan: Arc<TypedRunnableModel>,
     /// Input names in the order the plan takes them.
     feed_order: Vec<String>,
-    /// For each requested tensor: its index among the plan's outputs, or why it is not captured.
-    slots: Vec<std::result::Result<usize, String>>,
+    /// For each requested tensor: the outlet of the optimised model it is read from, or why it is
+    /// not captured.
+    slots: Vec<std::result::Result<OutletId, String>>,
+    /// Node of the optimised model → (output slot, index of the requested tensor) read from it.
+    by_node: HashMap<usize, Vec<(usize, usize)>>,
+    /// Requested tensors tract folded into constants (computed by no node of the plan).
+    constants: Vec<(usize, Arc<TTensor>)>,
+    /// Name, dtype and shape of each captured tensor, in request order, when tract knows every
+    /// shape before running (always, unless a shape depends on the data).
+    specs: Option<Vec<TensorSpec>>,
     /// What tract inferred for every ONNX tensor (`1x3x64x64 float32`), for error messages.
     facts: HashMap<String, String>,
 }
@@ -85,6 +102,9 @@ pub struct TractRunner {
     dynamic_inputs: Vec<String>,
     nodes: Vec<NodeLabel>,
     capture: Vec<String>,
+    /// The name each requested tensor is reported under (the same as `capture` unless a wrapping
+    /// runner renamed the model's tensors, as `cpu-fp16` does).
+    report_as: Vec<String>,
     plans: HashMap<Signature, Prepared>,
     /// Nodes rewritten for ONNX Runtime's NaN/infinity semantics.
     ieee_fixes: Vec<String>,
@@ -174,6 +194,7 @@ impl TractRunner {
             dynamic_inputs,
             nodes,
             capture: capture.to_vec(),
+            report_as: capture.to_vec(),
             plans: HashMap::new(),
             ieee_fixes,
         }
@@ -181,6 +202,15 @@ impl TractRunner {
 
     fn err(&self, msg: impl Into<String>) -> Error {
         Error::runner(self.name, msg)
+    }
+
+    /// Report the requested tensors under other names (one per requested tensor, in order): a
+    /// runner that executes a rewritten model gives back its tensors under the original names.
+    pub(crate) fn report_as(&mut self, names: Vec<String>) {
+        debug_assert_eq!(names.len(), self.capture.len());
+        if names.len() == self.capture.len() {
+            self.report_as = names;
+        }
     }
 
     /// Pin the inputs to `inputs`, hand the model to tract and build a plan capturing every
@@ -220,10 +250,11 @@ impl TractRunner {
         }
         // Every requested tensor by its exact ONNX name; each outlet once.
         let mut outputs: Vec<OutletId> = Vec::new();
+        let mut position: HashMap<OutletId, usize> = HashMap::new();
         let mut slots = Vec::with_capacity(self.capture.len());
         for name in &self.capture {
             slots.push(match parsed.outlets_by_name.get(name) {
-                Some(o) => Ok(outputs.iter().position(|x| x == o).unwrap_or_else(|| {
+                Some(o) => Ok(*position.entry(*o).or_insert_with(|| {
                     outputs.push(*o);
                     outputs.len() - 1
                 })),
@@ -237,9 +268,76 @@ impl TractRunner {
             return Err(self.failure(&e, Some(&facts_by_name(&m, &parsed.outlets_by_name)), inputs));
         }
         let facts = facts_by_name(&m, &parsed.outlets_by_name);
-        let typed: TypedModel = m.into_optimized().map_err(|e| self.failure(&e, Some(&facts), inputs))?;
+        let mut typed: TypedModel = m.into_optimized().map_err(|e| self.failure(&e, Some(&facts), inputs))?;
+        // The requested outlets of the optimised model, in the order they were selected.
+        let typed_outputs = typed.output_outlets().map_err(|e| self.failure(&e, Some(&facts), inputs))?.to_vec();
+        let slots: Vec<std::result::Result<OutletId, String>> = slots
+            .into_iter()
+            .map(|s| {
+                let o = *typed_outputs.get(s?).ok_or_else(|| "tract lost it while optimising".to_string())?;
+                let fact = typed.outlet_fact(o).map_err(|e| e.to_string())?;
+                storable(fact.datum_type).map(|_| o)
+            })
+            .collect();
+        let mut by_node: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+        let mut constants = Vec::new();
+        let mut specs = Some(Vec::with_capacity(slots.len()));
+        for (ix, slot) in slots.iter().enumerate() {
+            let Ok(o) = slot else { continue };
+            let node = typed.node(o.node);
+            match node.op_as::<Const>() {
+                Some(k) => constants.push((ix, k.val().clone())),
+                None => by_node.entry(o.node).or_default().push((o.slot, ix)),
+            }
+            let fact = &node.outputs[o.slot].fact;
+            specs = specs.and_then(|mut v: Vec<TensorSpec>| {
+                let dtype = storable(fact.datum_type).ok()?;
+                v.push((self.report_as[ix].clone(), dtype, fact.shape.as_concrete()?.to_vec()));
+                Some(v)
+            });
+        }
+        // The plan keeps only the captured tensors that nothing reads (graph outputs, dead ends):
+        // the others are handed over as their node runs and freed after their last reader.
+        let mut seen = HashSet::new();
+        let mut kept: Vec<OutletId> = typed_outputs
+            .iter()
+            .copied()
+            .filter(|o| typed.node(o.node).outputs[o.slot].successors.is_empty() && seen.insert(*o))
+            .collect();
+        let needed = ancestors(&typed, &kept);
+        if kept.is_empty() || !by_node.keys().all(|n| needed.contains(n)) {
+            // A captured node no kept tensor needs: keep every requested tensor instead.
+            kept.clone_from(&typed_outputs);
+        }
+        typed.select_output_outlets(&kept).map_err(|e| self.failure(&e, Some(&facts), inputs))?;
         let plan = typed.into_runnable().map_err(|e| self.failure(&e, Some(&facts), inputs))?;
-        Ok(Prepared { plan, feed_order, slots, facts })
+        let ran: HashSet<usize> = plan.order_without_consts().iter().copied().collect();
+        let mut slots = slots;
+        for (node, caps) in &by_node {
+            if !ran.contains(node) {
+                for &(_, ix) in caps {
+                    slots[ix] = Err("tract does not compute it".into());
+                    specs = None;
+                }
+            }
+        }
+        by_node.retain(|n, _| ran.contains(n));
+        Ok(Prepared { plan, feed_order, slots, by_node, constants, specs, facts })
+    }
+
+    /// The plan for `inputs`' signature (built on first use).
+    fn prepared(&mut self, inputs: &Tensors) -> Result<Signature> {
+        let sig: Signature = self
+            .inputs
+            .iter()
+            .map(|n| super::find(inputs, n).map(|t| (t.dtype(), t.shape().to_vec())))
+            .collect::<Option<_>>()
+            .ok_or_else(|| self.err("an input of the model has no value"))?;
+        if !self.plans.contains_key(&sig) {
+            let prepared = self.build(inputs)?;
+            self.plans.insert(sig.clone(), prepared);
+        }
+        Ok(sig)
     }
 
     /// The error for a tract failure: the node and op tract names, the shapes of its inputs as tract
@@ -314,6 +412,66 @@ impl TractRunner {
         }
         best.map(|(_, _, n)| n)
     }
+}
+
+/// A `Cast` between float32 and float16 (the FP16 storage of `cpu-fp16` puts two around every FP16
+/// tensor), converted by `half`'s slice conversion, which uses the CPU's F16C instructions where it
+/// has them: tract casts one element at a time. The same IEEE round-to-nearest-even conversion, so
+/// the same bits. `None` for any other node.
+fn fast_cast(node: &TypedNode, input: &TVec<TValue>) -> Option<TractResult<TVec<TValue>>> {
+    use half::slice::HalfFloatSliceExt as _;
+    let cast = node.op_as::<Cast>()?;
+    let [x] = input.as_slice() else { return None };
+    let (from, to) = (x.datum_type(), cast.to);
+    let narrow = from == DatumType::F32 && to == DatumType::F16;
+    let widen = from == DatumType::F16 && to == DatumType::F32;
+    if !(narrow || widen) || !x.is_plain() {
+        return None;
+    }
+    let run = || -> TractResult<TVec<TValue>> {
+        let src = x.try_as_plain_ram()?;
+        let out = if narrow {
+            let mut out = TTensor::zero::<half::f16>(x.shape())?;
+            out.try_as_plain_ram_mut()?.as_slice_mut::<half::f16>()?.convert_from_f32_slice(src.as_slice::<f32>()?);
+            out
+        } else {
+            let mut out = TTensor::zero::<f32>(x.shape())?;
+            src.as_slice::<half::f16>()?.convert_to_f32_slice(out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
+            out
+        };
+        Ok(tvec!(out.into_tvalue()))
+    };
+    Some(run())
+}
+
+/// The nodes `outputs` depend on (themselves included).
+fn ancestors(model: &TypedModel, outputs: &[OutletId]) -> HashSet<usize> {
+    let mut seen = HashSet::new();
+    let mut stack: Vec<usize> = outputs.iter().map(|o| o.node).collect();
+    while let Some(n) = stack.pop() {
+        if seen.insert(n) {
+            stack.extend(model.node(n).inputs.iter().map(|i| i.node));
+        }
+    }
+    seen
+}
+
+/// The dtype a tract value of this type is stored as (symbolic dims as int64), or why it cannot be.
+fn storable(d: DatumType) -> std::result::Result<DType, String> {
+    if d == DatumType::TDim {
+        return Ok(DType::Int64);
+    }
+    from_dtype(d).ok_or_else(|| format!("element type {d:?} cannot be stored"))
+}
+
+/// The little-endian bytes of a tract value as stored (symbolic dims cast to int64).
+fn stored_bytes(t: &TTensor) -> std::result::Result<std::borrow::Cow<'_, [u8]>, String> {
+    if t.datum_type() == DatumType::TDim {
+        let c = t.cast_to::<i64>().map_err(|e| format!("symbolic shape value ({e})"))?;
+        return Ok(std::borrow::Cow::Owned(c.as_bytes().to_vec()));
+    }
+    storable(t.datum_type())?;
+    Ok(std::borrow::Cow::Borrowed(t.as_bytes()))
 }
 
 /// The last node tract's analysis names (`Failed analyse for node #N "NAME" OP`): the innermost
@@ -490,20 +648,6 @@ fn to_tract(t: &Tensor) -> TractResult<TTensor> {
     }
 }
 
-/// Convert a tract tensor to ours; symbolic dims (`TDim`) become i64 when they are concrete.
-fn from_tract(t: &TTensor) -> std::result::Result<Tensor, String> {
-    let shape = t.shape().to_vec();
-    if let Some(d) = from_dtype(t.datum_type()) {
-        // bool is one byte holding 0 or 1 in tract as in ours.
-        return Tensor::from_bytes(d, shape, t.as_bytes().to_vec()).map_err(|e| e.to_string());
-    }
-    if t.datum_type() == DatumType::TDim {
-        let c = t.cast_to::<i64>().map_err(|e| format!("symbolic shape value ({e})"))?;
-        return Tensor::from_bytes(DType::Int64, shape, c.as_bytes().to_vec()).map_err(|e| e.to_string());
-    }
-    Err(format!("element type {:?} cannot be stored", t.datum_type()))
-}
-
 impl Runner for TractRunner {
     fn name(&self) -> &'static str {
         self.name
@@ -514,16 +658,30 @@ impl Runner for TractRunner {
     }
 
     fn run(&mut self, inputs: &Tensors) -> Result<RunOutput> {
-        let sig: Signature = self
-            .inputs
-            .iter()
-            .map(|n| super::find(inputs, n).map(|t| (t.dtype(), t.shape().to_vec())))
-            .collect::<Option<_>>()
-            .ok_or_else(|| self.err("an input of the model has no value"))?;
-        if !self.plans.contains_key(&sig) {
-            let prepared = self.build(inputs)?;
-            self.plans.insert(sig.clone(), prepared);
+        let mut sink = super::CollectSink::default();
+        let r = self.run_streamed(inputs, &mut sink)?;
+        Ok(RunOutput { tensors: sink.into_tensors(&r.specs), not_captured: r.not_captured, seconds: r.seconds })
+    }
+
+    fn streams(&self) -> bool {
+        true
+    }
+
+    /// Builds the plan of every input signature of `iterations` (so the run's `prepare_s` holds
+    /// tract's analysis and optimisation, and `run_s` the inference alone).
+    fn prepare(&mut self, iterations: &[Tensors], _progress: &mut dyn FnMut(crate::run::Progress)) -> Result<()> {
+        for inputs in iterations {
+            self.prepared(inputs)?;
         }
+        Ok(())
+    }
+
+    /// Each captured tensor goes to `sink` as soon as its node has run, and tract frees it after its
+    /// last reader: the run holds the live activations, never every captured tensor. (When a shape
+    /// depends on the data, so that the tensors cannot be announced first, they are collected and
+    /// handed over after the run.)
+    fn run_streamed(&mut self, inputs: &Tensors, sink: &mut dyn TensorSink) -> Result<StreamedRun> {
+        let sig = self.prepared(inputs)?;
         let Some(p) = self.plans.get(&sig) else { return Err(self.err("no plan for these input shapes")) };
         let mut feed = tvec![];
         for name in &p.feed_order {
@@ -531,26 +689,96 @@ impl Runner for TractRunner {
             let tt: TValue = to_tract(t).map_err(|e| self.failure(&e, Some(&p.facts), inputs))?.into_tvalue();
             feed.push(tt);
         }
-        let start = Instant::now();
-        let outputs = p.plan.run(feed).map_err(|e| self.failure(&e, Some(&p.facts), inputs))?;
-        let seconds = start.elapsed().as_secs_f64();
-        let mut out = RunOutput { seconds, ..RunOutput::default() };
-        for (name, slot) in self.capture.iter().zip(&p.slots) {
-            let value = match slot {
-                Ok(ix) => outputs
-                    .get(*ix)
-                    .ok_or_else(|| "tract returned fewer outputs than requested".to_string())
-                    .and_then(|v| from_tract(v)),
-                Err(reason) => Err(reason.clone()),
-            };
-            match value {
-                Ok(t) => out.tensors.push((name.clone(), t)),
-                Err(reason) => out.not_captured.push(NotCaptured { name: name.clone(), reason }),
+        let mut not_captured = Vec::new();
+        for (ix, slot) in p.slots.iter().enumerate() {
+            if let Err(reason) = slot {
+                not_captured.push(NotCaptured { name: self.report_as[ix].clone(), reason: reason.clone() });
             }
         }
-        Ok(out)
+        let names = &self.report_as;
+        // Values held until the run ends when the tensors could not be announced first.
+        let mut held: Vec<Option<TValue>> = vec![None; if p.specs.is_some() { 0 } else { names.len() }];
+        let mut sink_error: Option<Error> = None;
+        let mut put_s = 0.0;
+        if let Some(specs) = &p.specs {
+            sink.begin(specs)?;
+            for (ix, k) in &p.constants {
+                let bytes = stored_bytes(k).map_err(|e| self.err(format!("tensor '{}': {e}", names[*ix])))?;
+                sink.put(&names[*ix], &bytes)?;
+            }
+        } else {
+            for (ix, k) in &p.constants {
+                held[*ix] = Some(k.clone().into_tvalue());
+            }
+        }
+        let start = Instant::now();
+        let mut state = p.plan.spawn().map_err(|e| self.failure(&e, Some(&p.facts), inputs))?;
+        let ran = state.run_plan_with_eval(
+            feed,
+            |ctx: &EvalContext<'_>,
+             op_state: Option<&mut (dyn OpState + 'static)>,
+             node: &TypedNode,
+             input: TVec<TValue>|
+             -> TractResult<TVec<TValue>> {
+                let values = match fast_cast(node, &input) {
+                    Some(cast) => cast?,
+                    None => tract_onnx::tract_core::plan::eval(ctx, op_state, node, input)?,
+                };
+                let Some(caps) = p.by_node.get(&node.id) else { return Ok(values) };
+                for &(slot, ix) in caps {
+                    let v = values.get(slot).ok_or_else(|| anyhow::anyhow!("{node} has no output {slot}"))?;
+                    if p.specs.is_none() {
+                        held[ix] = Some(v.clone());
+                        continue;
+                    }
+                    let t0 = Instant::now();
+                    let put = stored_bytes(v)
+                        .map_err(|e| Error::runner(self.name, format!("tensor '{}': {e}", names[ix])))
+                        .and_then(|bytes| sink.put(&names[ix], &bytes));
+                    put_s += t0.elapsed().as_secs_f64();
+                    if let Err(e) = put {
+                        sink_error = Some(e);
+                        anyhow::bail!("{STOPPED}");
+                    }
+                }
+                Ok(values)
+            },
+        );
+        let seconds = (start.elapsed().as_secs_f64() - put_s).max(0.0);
+        if let Some(e) = sink_error {
+            return Err(e);
+        }
+        drop(ran.map_err(|e| self.failure(&e, Some(&p.facts), inputs))?);
+        let specs = match &p.specs {
+            Some(specs) => specs.clone(),
+            None => {
+                let mut specs = Vec::new();
+                let mut values = Vec::new();
+                for (ix, v) in held.into_iter().enumerate() {
+                    let Some(v) = v else { continue };
+                    match storable(v.datum_type()) {
+                        Ok(dtype) => {
+                            specs.push((names[ix].clone(), dtype, v.shape().to_vec()));
+                            values.push((ix, v));
+                        }
+                        Err(reason) => not_captured.push(NotCaptured { name: names[ix].clone(), reason }),
+                    }
+                }
+                sink.begin(&specs)?;
+                for (ix, v) in values {
+                    let bytes = stored_bytes(&v).map_err(|e| self.err(format!("tensor '{}': {e}", names[ix])))?;
+                    sink.put(&names[ix], &bytes)?;
+                }
+                specs
+            }
+        };
+        Ok(StreamedRun { specs, not_captured, seconds })
     }
 }
+
+/// The error a capture callback returns to stop tract when the sink failed (the sink's own error
+/// is what the caller sees).
+const STOPPED: &str = "trtlens stopped the run: the captured tensors could not be stored";
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 //! sample's out-of-range policy ([`Sample::policy`]). All shapes are static except in `yolo_symbolic`,
 //! whose input is `batch x 3 x height x width`: runs give it the concrete shape in [`Sample::shapes`].
 
+pub mod bench;
 pub mod builder;
 pub mod models;
 pub mod probes;

@@ -195,14 +195,22 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()
 }
 
 /// A safetensors file written tensor by tensor: the header (names, dtypes, shapes, offsets) first,
-/// then each tensor's bytes in the announced order, so a runner that copies tensors off a device
-/// one at a time never holds more than one in host memory. The file reads back like any other
-/// (offsets are contiguous, the header padded to 8 bytes as the safetensors crate writes it).
+/// then each tensor's bytes, in any order, each written where its offset says, so a runner that
+/// hands tensors over as it computes them (or copies them off a device one at a time) never holds
+/// more than one in host memory. The file reads back like any other (offsets are contiguous in the
+/// announced order, the header padded to 8 bytes as the safetensors crate writes it).
 pub struct SafetensorsStream {
     path: PathBuf,
-    file: std::io::BufWriter<fs::File>,
-    entries: Vec<(String, usize)>,
-    next: usize,
+    file: fs::File,
+    /// Start of the data section in the file.
+    base: u64,
+    /// Where the file position is (after the last write).
+    position: u64,
+    /// Name → (offset in the data section, size, written).
+    entries: HashMap<String, (u64, usize, bool)>,
+    /// Names in the announced order (for the error naming a tensor never written).
+    order: Vec<String>,
+    written: usize,
 }
 
 impl SafetensorsStream {
@@ -210,7 +218,7 @@ impl SafetensorsStream {
     pub fn create(path: &Path, specs: &[(String, DType, Vec<usize>)]) -> Result<SafetensorsStream> {
         use std::io::Write as _;
         let mut infos = Vec::with_capacity(specs.len());
-        let mut entries = Vec::with_capacity(specs.len());
+        let mut entries = HashMap::with_capacity(specs.len());
         let mut offset = 0usize;
         for (name, dtype, shape) in specs {
             let n = crate::tensor::numel(shape) * dtype.size();
@@ -222,42 +230,66 @@ impl SafetensorsStream {
                     data_offsets: (offset, offset + n),
                 },
             ));
-            entries.push((name.clone(), n));
+            if entries.insert(name.clone(), (offset as u64, n, false)).is_some() {
+                return Err(Error::store(path, format!("tensor '{name}' is announced twice")));
+            }
             offset += n;
         }
         let meta = safetensors::tensor::Metadata::new(None, infos)
             .map_err(|e| Error::store(path, format!("cannot describe the tensors: {e}")))?;
         let mut header = serde_json::to_vec(&meta).map_err(|e| Error::store(path, e.to_string()))?;
         header.resize(header.len().next_multiple_of(8), b' ');
-        let f = fs::File::create(path).map_err(|e| Error::store_io(path, "cannot create", e))?;
-        let mut file = std::io::BufWriter::new(f);
-        file.write_all(&(header.len() as u64).to_le_bytes())
-            .and_then(|()| file.write_all(&header))
-            .map_err(|e| Error::store_io(path, "cannot write", e))?;
-        Ok(SafetensorsStream { path: path.to_path_buf(), file, entries, next: 0 })
+        let mut file = fs::File::create(path).map_err(|e| Error::store_io(path, "cannot create", e))?;
+        let mut head = Vec::with_capacity(8 + header.len());
+        head.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        head.extend_from_slice(&header);
+        file.write_all(&head).map_err(|e| Error::store_io(path, "cannot write", e))?;
+        // The data section at its final size: tensors land at their offsets in any order.
+        let base = head.len() as u64;
+        file.set_len(base + offset as u64).map_err(|e| Error::store_io(path, "cannot write", e))?;
+        Ok(SafetensorsStream {
+            path: path.to_path_buf(),
+            file,
+            base,
+            position: base,
+            entries,
+            order: specs.iter().map(|(n, _, _)| n.clone()).collect(),
+            written: 0,
+        })
     }
 
-    /// Write the next tensor's bytes (it must be the next one announced, with its exact size).
+    /// Write one announced tensor's bytes (its exact size, once).
     pub fn write(&mut self, name: &str, data: &[u8]) -> Result<()> {
-        use std::io::Write as _;
-        let Some((expected, size)) = self.entries.get(self.next) else {
+        use std::io::{Seek as _, Write as _};
+        let Some((offset, size, done)) = self.entries.get_mut(name) else {
             return Err(Error::store(&self.path, format!("tensor '{name}' was not announced")));
         };
-        if expected != name || *size != data.len() {
+        if *size != data.len() {
             return Err(Error::store(
                 &self.path,
-                format!("expected tensor '{expected}' ({size} bytes), got '{name}' ({} bytes)", data.len()),
+                format!("tensor '{name}' was announced with {size} bytes, got {} bytes", data.len()),
             ));
         }
+        if *done {
+            return Err(Error::store(&self.path, format!("tensor '{name}' was written twice")));
+        }
+        let at = self.base + *offset;
+        if at != self.position {
+            self.file.seek(std::io::SeekFrom::Start(at)).map_err(|e| Error::store_io(&self.path, "cannot write", e))?;
+        }
         self.file.write_all(data).map_err(|e| Error::store_io(&self.path, "cannot write", e))?;
-        self.next += 1;
+        self.position = at + data.len() as u64;
+        *done = true;
+        self.written += 1;
         Ok(())
     }
 
     /// Check every tensor was written and flush.
     pub fn finish(mut self) -> Result<()> {
         use std::io::Write as _;
-        if let Some((missing, _)) = self.entries.get(self.next) {
+        if self.written < self.order.len()
+            && let Some(missing) = self.order.iter().find(|n| self.entries.get(*n).is_some_and(|e| !e.2))
+        {
             return Err(Error::store(&self.path, format!("tensor '{missing}' was never written")));
         }
         self.file.flush().map_err(|e| Error::store_io(&self.path, "cannot write", e))
@@ -299,6 +331,15 @@ pub struct MappedTensors {
     order: Vec<String>,
 }
 
+impl std::fmt::Debug for MappedTensors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedTensors")
+            .field("path", &self.path)
+            .field("tensors", &self.order.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl MappedTensors {
     /// Map a file and index its header.
     pub fn open(path: &Path) -> Result<MappedTensors> {
@@ -333,6 +374,14 @@ impl MappedTensors {
     #[must_use]
     pub fn view(&self, name: &str) -> Option<TensorView<'_>> {
         self.slots.get(name).map(|s| TensorView { dtype: s.dtype, shape: &s.shape, data: &self.map[s.start..s.end] })
+    }
+
+    /// Give one tensor's pages back to the system after reading it (see [`crate::sys::release`]):
+    /// a reader going through every tensor of a large file keeps only the ones it is working on.
+    pub fn release(&self, name: &str) {
+        if let Some(s) = self.slots.get(name) {
+            crate::sys::release(&self.map, s.start, s.end - s.start);
+        }
     }
 
     /// Copy one tensor out, or `None` if absent.
@@ -601,10 +650,12 @@ mod tests {
         let w = RunWriter::create(&dir)?;
         let specs = vec![("y".to_string(), DType::Float16, vec![3]), ("b".to_string(), DType::Bool, vec![3])];
         let (mut s, e) = w.stream_iteration(0, &vec![("x".into(), x)], &specs, 0.1)?;
-        assert!(s.write("b", b.bytes()).is_err(), "out of order");
-        s.write("y", y.bytes())?;
         assert!(s.write("b", &[1]).is_err(), "wrong size");
+        assert!(s.write("z", &[1]).is_err(), "not announced");
+        // Any order: a runner hands tensors over as it computes them.
         s.write("b", b.bytes())?;
+        assert!(s.write("b", b.bytes()).is_err(), "written twice");
+        s.write("y", y.bytes())?;
         s.finish()?;
         let mut m = manifest(vec![e]);
         m.tensors[0].dtype = DType::Float16;

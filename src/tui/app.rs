@@ -169,8 +169,14 @@ pub struct App {
     pub inline_histogram: usize,
     /// Histograms being computed on a worker thread.
     pub histograms_pending: std::collections::HashSet<String>,
-    hist_tx: std::sync::mpsc::Sender<(String, Option<ErrorHistogram>)>,
-    hist_rx: std::sync::mpsc::Receiver<(String, Option<ErrorHistogram>)>,
+    hist_tx: std::sync::mpsc::Sender<HistogramMsg>,
+    /// The stored tensors of the current runs, opened once per iteration on a worker thread (their
+    /// headers list every tensor: parsing them for each selected row, or on the UI thread when a
+    /// large session opens, would cost frames).
+    run_files: RunFiles,
+    /// Bumped when the report (and so the runs) change: a worker's files for older runs are dropped.
+    run_files_gen: u64,
+    hist_rx: std::sync::mpsc::Receiver<HistogramMsg>,
     /// Terminal size (rows per page).
     pub size: (u16, u16),
     /// Set by quit.
@@ -222,6 +228,8 @@ impl App {
             histograms: HashMap::new(),
             histograms_pending: std::collections::HashSet::new(),
             inline_histogram: INLINE_HISTOGRAM,
+            run_files: RunFiles::Closed,
+            run_files_gen: 0,
             hist_tx,
             hist_rx,
             size: (80, 24),
@@ -265,6 +273,8 @@ impl App {
         self.name_width = self.rows.iter().map(|r| r.name[skip..].chars().count()).max().unwrap_or(0);
         self.report = Some(report);
         self.runs = runs;
+        self.run_files = RunFiles::Closed;
+        self.run_files_gen += 1;
         self.histograms.clear();
         self.histograms_pending.clear();
         self.refresh_view(keep.as_deref());
@@ -304,7 +314,36 @@ impl App {
 
     /// Poll the background job and histogram workers and apply their results.
     pub fn tick(&mut self) {
-        while let Ok((name, h)) = self.hist_rx.try_recv() {
+        while let Ok(msg) = self.hist_rx.try_recv() {
+            let (name, h) = match msg {
+                HistogramMsg::Histogram(name, h) => (name, h),
+                HistogramMsg::Opened { generation, iteration, files, name, histogram } => {
+                    if generation != self.run_files_gen {
+                        continue;
+                    }
+                    let waiting = match std::mem::replace(&mut self.run_files, RunFiles::Closed) {
+                        RunFiles::Opening { iteration: it, waiting } if it == iteration => waiting,
+                        other => {
+                            self.run_files = other;
+                            Vec::new()
+                        }
+                    };
+                    if let Some(files) = files {
+                        self.run_files = RunFiles::Open { iteration, files: files.clone() };
+                        for (n, numel) in waiting {
+                            self.histograms_pending.remove(&n);
+                            self.histogram_from(&files, n, numel);
+                        }
+                    } else {
+                        for (n, _) in waiting {
+                            if self.histograms_pending.remove(&n) {
+                                self.histograms.insert(n, None);
+                            }
+                        }
+                    }
+                    (name, histogram)
+                }
+            };
             // A result for a report that was replaced meanwhile is dropped.
             if self.histograms_pending.remove(&name) {
                 self.histograms.insert(name, h);
@@ -715,15 +754,41 @@ impl App {
             return;
         };
         let it = t.worst_iteration;
+        match &mut self.run_files {
+            RunFiles::Open { iteration, files } if *iteration == it => {
+                let files = files.clone();
+                self.histogram_from(&files, name, numel);
+            }
+            RunFiles::Opening { iteration, waiting } if *iteration == it => {
+                self.histograms_pending.insert(name.clone());
+                waiting.push((name, numel));
+            }
+            _ => {
+                // Open (parse both headers) on a worker, with this row's histogram.
+                self.run_files = RunFiles::Opening { iteration: it, waiting: Vec::new() };
+                self.histograms_pending.insert(name.clone());
+                let (tx, generation) = (self.hist_tx.clone(), self.run_files_gen);
+                std::thread::spawn(move || {
+                    let files = open_runs(&r, &c, it);
+                    let histogram = files.as_ref().and_then(|f| histogram_of(f, &name));
+                    let _ = tx.send(HistogramMsg::Opened { generation, iteration: it, files, name, histogram });
+                });
+            }
+        }
+    }
+
+    /// The histogram of `name` from opened runs: inline for small tensors, else on a worker.
+    fn histogram_from(&mut self, files: &OpenedRuns, name: String, numel: usize) {
+        let files = files.clone();
         if numel <= self.inline_histogram {
-            let h = histogram_from_runs(&r, &c, it, &name);
+            let h = histogram_of(&files, &name);
             self.histograms.insert(name, h);
         } else {
             let tx = self.hist_tx.clone();
             self.histograms_pending.insert(name.clone());
             std::thread::spawn(move || {
-                let h = histogram_from_runs(&r, &c, it, &name);
-                let _ = tx.send((name, h));
+                let h = histogram_of(&files, &name);
+                let _ = tx.send(HistogramMsg::Histogram(name, h));
             });
         }
     }
@@ -772,11 +837,44 @@ impl App {
     }
 }
 
-/// The error histogram of tensor `name` in iteration `it` of two stored runs.
-fn histogram_from_runs(r: &std::path::Path, c: &std::path::Path, it: usize, name: &str) -> Option<ErrorHistogram> {
+/// One iteration of the reference and candidate runs, mapped (shared with histogram workers).
+type OpenedRuns = std::sync::Arc<(crate::store::MappedTensors, crate::store::MappedTensors)>;
+
+/// The run files histograms read.
+#[derive(Debug)]
+enum RunFiles {
+    /// Not opened.
+    Closed,
+    /// Being opened on a worker; rows selected meanwhile (name, elements) wait for it.
+    Opening { iteration: usize, waiting: Vec<(String, usize)> },
+    /// Opened.
+    Open { iteration: usize, files: OpenedRuns },
+}
+
+/// What histogram workers send back.
+enum HistogramMsg {
+    /// One tensor's histogram.
+    Histogram(String, Option<ErrorHistogram>),
+    /// The run files (for runs of generation `generation`), opened, with the histogram of the row
+    /// that asked.
+    Opened {
+        generation: u64,
+        iteration: usize,
+        files: Option<OpenedRuns>,
+        name: String,
+        histogram: Option<ErrorHistogram>,
+    },
+}
+
+/// Map iteration `it` of two stored runs (`None` when either cannot be read).
+fn open_runs(r: &std::path::Path, c: &std::path::Path, it: usize) -> Option<OpenedRuns> {
     let (rr, cr) = (crate::store::RunDir::open(r).ok()?, crate::store::RunDir::open(c).ok()?);
-    let (rt, ct) = (rr.tensors(it).ok()?, cr.tensors(it).ok()?);
-    let (a, b) = (rt.view(name)?, ct.view(name)?);
+    Some(std::sync::Arc::new((rr.tensors(it).ok()?, cr.tensors(it).ok()?)))
+}
+
+/// The error histogram of tensor `name` in two mapped runs.
+fn histogram_of(files: &OpenedRuns, name: &str) -> Option<ErrorHistogram> {
+    let (a, b) = (files.0.view(name)?, files.1.view(name)?);
     abs_error_histogram(a.dtype, a.data, b.dtype, b.data)
 }
 

@@ -74,8 +74,7 @@ pub fn start(launch: &Launch, keymap: &KeyMap) -> Result<App> {
         }
     };
     let mut app = if crate::session::is_session(&launch.target) {
-        let s = crate::session::load(&launch.target)?;
-        let model = s.model.as_deref().map(crate::model::Model::load).transpose()?;
+        let (s, model) = crate::session::load_with_model(&launch.target)?;
         let request = s.file.request()?.clone();
         let takes = matches!(request.candidate, crate::compare::source::SideSpec::Runner(k) if k.takes_plan());
         let ctx = Context {

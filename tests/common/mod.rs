@@ -66,7 +66,18 @@ pub fn compare_request(model: &Path) -> trtlens::compare::CompareRequest {
     )
 }
 
-/// Tick the app until its background job ends (an error after a minute, or when the job failed).
+/// Tick the app until no histogram is being computed (the first one of a report opens the runs on
+/// a worker thread); at most a minute.
+pub fn settle_histograms(app: &mut trtlens::tui::app::App) {
+    let t0 = std::time::Instant::now();
+    while !app.histograms_pending.is_empty() && t0.elapsed() < std::time::Duration::from_mins(1) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        app.tick();
+    }
+}
+
+/// Tick the app until its background job ends (an error after a minute, or when the job failed), and
+/// until the selected row's histogram, read from the runs on a worker thread, has arrived.
 pub fn wait_job(app: &mut trtlens::tui::app::App) -> Result<(), String> {
     let t0 = std::time::Instant::now();
     while app.busy() {
@@ -76,6 +87,7 @@ pub fn wait_job(app: &mut trtlens::tui::app::App) -> Result<(), String> {
         std::thread::sleep(std::time::Duration::from_millis(20));
         app.tick();
     }
+    settle_histograms(app);
     match &app.build {
         trtlens::tui::app::BuildState::Failed(e) => Err(format!("job failed: {e}")),
         _ => Ok(()),

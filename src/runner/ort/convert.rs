@@ -55,22 +55,27 @@ pub fn to_ort(t: &Tensor) -> ::ort::Result<DynValue> {
     }
 }
 
-fn extract<T>(v: &DynValue, dtype: DType) -> Result<Tensor, String>
-where
-    T: bytemuck::Pod + PrimitiveTensorElementType,
-{
-    let (shape, data) = v.try_extract_tensor::<T>().map_err(|e| one_line(&e))?;
-    let shape = dims(shape)?;
-    Tensor::from_bytes(dtype, shape, bytemuck::cast_slice(data).to_vec()).map_err(|e| e.to_string())
-}
-
 fn dims(shape: &[i64]) -> Result<Vec<usize>, String> {
     shape.iter().map(|&d| usize::try_from(d).map_err(|_| format!("ONNX Runtime returned dimension {d}"))).collect()
 }
 
-/// Copy an ORT output into our tensor. Values that are not tensors (sequence, map, optional) or whose
-/// element type we cannot hold (string, complex, 8/4-bit types) give the reason instead.
-pub fn from_ort(v: &DynValue) -> Result<Tensor, String> {
+fn raw<T>(v: &DynValue) -> Result<(Vec<usize>, &[u8]), String>
+where
+    T: bytemuck::Pod + PrimitiveTensorElementType,
+{
+    let (shape, data) = v.try_extract_tensor::<T>().map_err(|e| one_line(&e))?;
+    Ok((dims(shape)?, bytemuck::cast_slice(data)))
+}
+
+/// An ORT output's dtype, shape and little-endian bytes.
+pub type OrtView<'a> = (DType, Vec<usize>, std::borrow::Cow<'a, [u8]>);
+
+/// The dtype, shape and little-endian bytes of an ORT output, borrowed from ONNX Runtime's buffer
+/// (only bool is converted, to one 0/1 byte per element). Values that are not tensors (sequence,
+/// map, optional) or whose element type we cannot hold (string, complex, 8/4-bit types) give the
+/// reason instead.
+pub fn view_ort(v: &DynValue) -> Result<OrtView<'_>, String> {
+    use std::borrow::Cow;
     let ty = match v.dtype() {
         ValueType::Tensor { ty, .. } => *ty,
         ValueType::Sequence(_) => return Err("ONNX Runtime returned a sequence, not a tensor".into()),
@@ -80,23 +85,26 @@ pub fn from_ort(v: &DynValue) -> Result<Tensor, String> {
     let Some(dtype) = DType::from_onnx(onnx_number(ty)) else {
         return Err(format!("element type {} cannot be stored", type_name(ty)));
     };
-    match dtype {
-        DType::Float32 => extract::<f32>(v, dtype),
-        DType::Float16 => extract::<half::f16>(v, dtype),
-        DType::Bfloat16 => extract::<half::bf16>(v, dtype),
-        DType::Float64 => extract::<f64>(v, dtype),
-        DType::Int8 => extract::<i8>(v, dtype),
-        DType::Int16 => extract::<i16>(v, dtype),
-        DType::Int32 => extract::<i32>(v, dtype),
-        DType::Int64 => extract::<i64>(v, dtype),
-        DType::Uint8 => extract::<u8>(v, dtype),
-        DType::Uint16 => extract::<u16>(v, dtype),
-        DType::Uint32 => extract::<u32>(v, dtype),
-        DType::Uint64 => extract::<u64>(v, dtype),
+    let (shape, bytes) = match dtype {
+        DType::Float32 => raw::<f32>(v)?,
+        DType::Float16 => raw::<half::f16>(v)?,
+        DType::Bfloat16 => raw::<half::bf16>(v)?,
+        DType::Float64 => raw::<f64>(v)?,
+        DType::Int8 => raw::<i8>(v)?,
+        DType::Int16 => raw::<i16>(v)?,
+        DType::Int32 => raw::<i32>(v)?,
+        DType::Int64 => raw::<i64>(v)?,
+        DType::Uint8 => raw::<u8>(v)?,
+        DType::Uint16 => raw::<u16>(v)?,
+        DType::Uint32 => raw::<u32>(v)?,
+        DType::Uint64 => raw::<u64>(v)?,
         DType::Bool => {
             let (shape, data) = v.try_extract_tensor::<bool>().map_err(|e| one_line(&e))?;
-            let shape = dims(shape)?;
-            Tensor::from_bytes(dtype, shape, data.iter().map(|&b| u8::from(b)).collect()).map_err(|e| e.to_string())
+            return Ok((dtype, dims(shape)?, Cow::Owned(data.iter().map(|&b| u8::from(b)).collect())));
         }
+    };
+    if bytes.len() != crate::tensor::numel(&shape) * dtype.size() {
+        return Err(format!("ONNX Runtime returned {} bytes for a {dtype} tensor of shape {shape:?}", bytes.len()));
     }
+    Ok((dtype, shape, Cow::Borrowed(bytes)))
 }
