@@ -266,18 +266,46 @@ pub fn export_run_tensors(run: &RunDir, format: TensorsFormat, opts: &TensorsExp
             super::npy::write_npz(&load(its[0])?)?
         }
         TensorsFormat::Polygraphy => {
-            use super::polygraphy::{IterationResult, RunResults, RunnerResults};
+            // Streamed: one tensor at a time from the mapped run, base64-encoded on the way out.
             let name = opts.runner_name.clone().unwrap_or_else(|| default_runner_name(run));
-            let iterations = its
-                .iter()
-                .map(|&it| {
-                    Ok(IterationResult {
-                        outputs: load(it)?,
-                        runtime: run.manifest.iterations.get(it).map(|e| e.seconds),
+            let mut listed = Vec::with_capacity(its.len());
+            for &it in &its {
+                let mapped = run.tensors(it)?;
+                let arrays = names
+                    .iter()
+                    .map(|n| {
+                        mapped
+                            .view(n)
+                            .map(|v| ((*n).to_string(), v.dtype, v.shape.to_vec()))
+                            .ok_or_else(|| Error::store(&run.path, format!("iteration {it} lacks tensor '{n}'")))
                     })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            super::polygraphy::write_run_results(&RunResults { runners: vec![RunnerResults { name, iterations }] })
+                    .collect::<Result<Vec<_>>>()?;
+                listed.push((arrays, run.manifest.iterations.get(it).map(|e| e.seconds)));
+            }
+            let mut open: Option<(usize, crate::store::MappedTensors)> = None;
+            let mut data = |i: usize, tensor: &str, sink: &mut dyn std::io::Write| -> Result<()> {
+                let it = its[i];
+                if open.as_ref().is_none_or(|(o, _)| *o != it) {
+                    open = Some((it, run.tensors(it)?));
+                }
+                let Some((_, mapped)) = &open else { return Err(Error::store(&run.path, "iteration not open")) };
+                let v = mapped
+                    .view(tensor)
+                    .ok_or_else(|| Error::store(&run.path, format!("iteration {it} lacks tensor '{tensor}'")))?;
+                sink.write_all(v.data).map_err(|e| Error::store(out, format!("cannot write: {e}")))?;
+                mapped.release(tensor);
+                Ok(())
+            };
+            crate::store::write_atomic_with(out, &mut |w| {
+                super::polygraphy::write_run_results_streamed(w, &name, &listed, &mut data)
+            })?;
+            return Ok(Exported {
+                path: out.to_path_buf(),
+                iterations: its.len(),
+                tensors: names.len(),
+                trtexec_arg: None,
+                warnings: Vec::new(),
+            });
         }
     };
     crate::store::write_atomic(out, &bytes)?;

@@ -129,9 +129,19 @@ pub fn normalize_bool(data: &mut [u8]) {
 /// `<V2`, see the module documentation).
 #[must_use]
 pub fn write_npy(t: &Tensor) -> Vec<u8> {
-    let shape = shape_repr(t.shape());
-    let mut dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}", t.dtype().npy_descr());
-    if let Some(first) = t.shape().first() {
+    let mut out = npy_header(t.dtype(), t.shape());
+    out.reserve_exact(t.bytes().len());
+    out.extend_from_slice(t.bytes());
+    out
+}
+
+/// The header of a `.npy` file holding a `dtype` array of `shape` (the data follows it as is, in
+/// little-endian C order), written exactly as numpy writes it.
+#[must_use]
+pub fn npy_header(dtype: crate::tensor::DType, shape: &[usize]) -> Vec<u8> {
+    let repr = shape_repr(shape);
+    let mut dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {repr}, }}", dtype.npy_descr());
+    if let Some(first) = shape.first() {
         let digits = first.to_string().len();
         dict.extend(std::iter::repeat_n(' ', GROWTH_AXIS_MAX_DIGITS.saturating_sub(digits)));
     }
@@ -141,7 +151,7 @@ pub fn write_npy(t: &Tensor) -> Vec<u8> {
     let (version, pad) =
         if u16::try_from(hlen + pad_for(10)).is_ok() { (1u8, pad_for(10)) } else { (2u8, pad_for(12)) };
     let total_header = hlen + pad;
-    let mut out = Vec::with_capacity(12 + total_header + t.bytes().len());
+    let mut out = Vec::with_capacity(12 + total_header);
     out.extend_from_slice(MAGIC);
     out.push(version);
     out.push(0);
@@ -153,7 +163,6 @@ pub fn write_npy(t: &Tensor) -> Vec<u8> {
     out.extend_from_slice(dict.as_bytes());
     out.extend(std::iter::repeat_n(b' ', pad));
     out.push(b'\n');
-    out.extend_from_slice(t.bytes());
     out
 }
 

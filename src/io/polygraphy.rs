@@ -22,6 +22,8 @@
 //! `.npy` payloads byte-identical to `numpy.save`), so `polygraphy run --load-inputs` and
 //! `RunResults.load` read the files.
 
+use std::io::Write as _;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Serialize;
@@ -301,20 +303,28 @@ fn read_iteration<T>(
 /// Write a run-results file the way `polygraphy run --save-outputs` does.
 #[must_use]
 pub fn write_run_results(results: &RunResults) -> Vec<u8> {
+    to_pretty_json(&run_results_value(results, |_, _, t| encode_array(t)))
+}
+
+/// The JSON value of a run-results file, each array's encoding given by `array(runner, iteration,
+/// tensor)`.
+fn run_results_value(results: &RunResults, mut array: impl FnMut(usize, usize, &Tensor) -> Value) -> Value {
     let lst = results
         .runners
         .iter()
-        .map(|runner| {
+        .enumerate()
+        .map(|(ri, runner)| {
             let iterations = runner
                 .iterations
                 .iter()
-                .map(|it| {
+                .enumerate()
+                .map(|(ii, it)| {
                     let outputs: Map<String, Value> = it
                         .outputs
                         .iter()
                         .map(|(name, t)| {
                             let mut lazy = Map::new();
-                            lazy.insert("values".into(), encode_array(t));
+                            lazy.insert("values".into(), array(ri, ii, t));
                             lazy.insert(CLASS_KEY.into(), "LazyArray".into());
                             (name.clone(), Value::Object(lazy))
                         })
@@ -336,7 +346,84 @@ pub fn write_run_results(results: &RunResults) -> Vec<u8> {
     let mut top = Map::new();
     top.insert("lst".into(), Value::Array(lst));
     top.insert(CLASS_KEY.into(), "RunResults".into());
-    to_pretty_json(&Value::Object(top))
+    Value::Object(top)
+}
+
+/// One tensor of a streamed run-results file: name, dtype, shape; its bytes come from the writer's
+/// callback when it is written.
+pub type StreamedArray = (String, crate::tensor::DType, Vec<usize>);
+
+/// Write one runner's run-results file to `w` (the bytes [`write_run_results`] writes), holding one
+/// tensor at a time: `iterations` lists each iteration's tensors and runtime, and `data(iteration,
+/// name, sink)` writes that tensor's little-endian bytes to `sink` when its turn comes (base64 is
+/// encoded on the way, so not even the encoded text of one tensor is held).
+pub fn write_run_results_streamed(
+    w: &mut dyn std::io::Write,
+    runner: &str,
+    iterations: &[(Vec<StreamedArray>, Option<f64>)],
+    data: &mut dyn FnMut(usize, &str, &mut dyn std::io::Write) -> Result<()>,
+) -> Result<()> {
+    use crate::tensor::DType;
+    // The file's text with a placeholder for each array's base64 text (a zero-element tensor
+    // stands in for each: only names, order and runtime matter here).
+    // A marker no name contains (names are keys of the same text).
+    let names =
+        || std::iter::once(runner).chain(iterations.iter().flat_map(|(a, _)| a.iter().map(|(n, _, _)| n.as_str())));
+    let mut nonce = 0usize;
+    while names().any(|n| n.contains(&format!("@@trtlens{nonce}-"))) {
+        nonce += 1;
+    }
+    let open = format!("\"@@trtlens{nonce}-");
+    let placeholder = |k: usize| format!("@@trtlens{nonce}-{k}@@");
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    let shell = RunResults {
+        runners: vec![RunnerResults {
+            name: runner.to_string(),
+            iterations: iterations
+                .iter()
+                .map(|(arrays, runtime)| IterationResult {
+                    outputs: arrays
+                        .iter()
+                        .filter_map(|(n, _, _)| {
+                            Tensor::from_bytes(DType::Uint8, vec![0], vec![]).ok().map(|t| (n.clone(), t))
+                        })
+                        .collect(),
+                    runtime: *runtime,
+                })
+                .collect(),
+        }],
+    };
+    let mut next_in: Vec<usize> = vec![0; iterations.len()];
+    let value = run_results_value(&shell, |_, ii, _| {
+        let ai = next_in[ii];
+        next_in[ii] += 1;
+        order.push((ii, ai));
+        let mut m = Map::new();
+        m.insert("array".into(), placeholder(order.len() - 1).into());
+        m.insert(CLASS_KEY.into(), "ndarray".into());
+        Value::Object(m)
+    });
+    let text = String::from_utf8(to_pretty_json(&value)).map_err(|e| Error::input(e.to_string()))?;
+    let io = |e: std::io::Error| Error::input(format!("cannot write: {e}"));
+    // Placeholders appear in the text's order (keys may be sorted), each once.
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(&open) {
+        let after = &rest[at + open.len()..];
+        let digits = after.find("@@\"").ok_or_else(|| Error::input("cannot lay out the run-results file"))?;
+        let k: usize = after[..digits].parse().map_err(|_| Error::input("cannot lay out the run-results file"))?;
+        let &(ii, ai) = order.get(k).ok_or_else(|| Error::input("cannot lay out the run-results file"))?;
+        let (name, dtype, shape) = &iterations[ii].0[ai];
+        w.write_all(&rest.as_bytes()[..at]).and_then(|()| w.write_all(b"\"")).map_err(io)?;
+        {
+            let mut enc = base64::write::EncoderWriter::new(&mut *w, &BASE64);
+            enc.write_all(&npy::npy_header(*dtype, shape)).map_err(io)?;
+            data(ii, name, &mut enc)?;
+            enc.finish().map_err(io)?;
+        }
+        w.write_all(b"\"").map_err(io)?;
+        rest = &after[digits + 3..];
+    }
+    w.write_all(rest.as_bytes()).map_err(io)
 }
 
 /// Encode a tensor as Polygraphy encodes a numpy array.
@@ -560,6 +647,55 @@ mod tests {
         }
         // Writing gives Polygraphy's exact bytes back.
         assert_eq!(String::from_utf8_lossy(&write_inputs_json(&iterations)), String::from_utf8_lossy(&bytes));
+        Ok(())
+    }
+
+    /// The streamed writer of one runner against the in-memory writer.
+    fn streamed(runner: &RunnerResults) -> Result<Vec<u8>> {
+        let listed: Vec<(Vec<StreamedArray>, Option<f64>)> = runner
+            .iterations
+            .iter()
+            .map(|it| {
+                (it.outputs.iter().map(|(n, t)| (n.clone(), t.dtype(), t.shape().to_vec())).collect(), it.runtime)
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut calls = 0;
+        write_run_results_streamed(&mut out, &runner.name, &listed, &mut |it, name, sink| {
+            calls += 1;
+            let t = runner.iterations[it].outputs.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+            let t = t.ok_or_else(|| Error::input(format!("no {name}")))?;
+            sink.write_all(t.bytes()).map_err(|e| Error::input(e.to_string()))
+        })?;
+        let want: usize = runner.iterations.iter().map(|it| it.outputs.len()).sum();
+        assert_eq!(calls, want, "each tensor read once");
+        Ok(out)
+    }
+
+    #[test]
+    fn streamed_writer_writes_the_same_bytes() -> Result<()> {
+        let results = read_run_results(&fixture("polygraphy_outputs.json")?)?;
+        for runner in &results.runners {
+            let eager = write_run_results(&RunResults { runners: vec![runner.clone()] });
+            assert_eq!(String::from_utf8_lossy(&streamed(runner)?), String::from_utf8_lossy(&eager), "{}", runner.name);
+        }
+        // Names that look like the writer's markers, and an empty run.
+        let x = t(Tensor::from_f32(&[2], &[1.5, -2.0]))?;
+        let tricky = RunnerResults {
+            name: "@@trtlens0-0@@".into(),
+            iterations: vec![
+                IterationResult {
+                    outputs: vec![("@@trtlens0-1@@".into(), x.clone()), ("\"@@trtlens1-0@@".into(), x.clone())],
+                    runtime: Some(0.5),
+                },
+                IterationResult { outputs: vec![("y".into(), x)], runtime: None },
+            ],
+        };
+        let eager = write_run_results(&RunResults { runners: vec![tricky.clone()] });
+        assert_eq!(String::from_utf8_lossy(&streamed(&tricky)?), String::from_utf8_lossy(&eager));
+        assert_eq!(read_run_results(&streamed(&tricky)?)?, RunResults { runners: vec![tricky] });
+        let empty = RunnerResults { name: "r".into(), iterations: vec![] };
+        assert_eq!(streamed(&empty)?, write_run_results(&RunResults { runners: vec![empty] }));
         Ok(())
     }
 

@@ -32,7 +32,7 @@ const CHUNK_CHARS: usize = 1 << 20;
 /// Base64 characters decoded to read a payload's `.npy` header.
 const HEAD_CHARS: usize = 4096;
 /// The pass over the file gives its pages back every this many bytes.
-const RELEASE_EVERY: usize = 64 << 20;
+const RELEASE_EVERY: usize = 8 << 20;
 /// What replaces a long string in the parsed structure: this prefix and the blob's number. (A
 /// real payload never starts with a NUL character.)
 const MARK: &str = "\u{0}trtlens-blob:";
@@ -249,11 +249,13 @@ fn read(map: &memmap2::Mmap, file: usize) -> Result<Vec<polygraphy::Walked<LazyA
             .ok()
             .and_then(|i| blobs.get(i))
             .ok_or_else(|| Error::input("corrupt payload marker"))?;
-        let resolved = blob(map, file, start, len, escaped);
-        crate::sys::release(map, start, HEAD_CHARS.min(len));
-        resolved
+        blob(map, file, start, len, escaped)
     };
-    polygraphy::walk_run_results(&value, &mut resolve)
+    let walked = polygraphy::walk_run_results(&value, &mut resolve);
+    // Reading each payload's head and tail mapped those pages (and the kernel's fault-around
+    // neighbours): give the whole file back once, so that only pairs being compared stay resident.
+    crate::sys::release(map, 0, map.len());
+    walked
 }
 
 /// One long string value: a plain `.npy` payload stays in the file, anything else is decoded now.

@@ -181,6 +181,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Write a file atomically (a hidden sibling, then renamed) through `write`, which streams into it
+/// (buffered); on any error the partial file is removed and `path` is left as it was.
+pub fn write_atomic_with(path: &Path, write: &mut dyn FnMut(&mut dyn std::io::Write) -> Result<()>) -> Result<()> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
+    let result = (|| {
+        let f = fs::File::create(&tmp).map_err(|e| Error::store(path, format!("cannot write: {e}")))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        write(&mut w)?;
+        w.flush().map_err(|e| Error::store(path, format!("cannot write: {e}")))?;
+        fs::rename(&tmp, path).map_err(|e| Error::store(path, format!("cannot write: {e}")))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Write a safetensors file from named tensors (order of `tensors` kept in the manifest, not here).
 pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
