@@ -206,13 +206,7 @@ impl SearchArgs {
                 crate::runner::registry::plan_takers()
             )));
         };
-        if !kind.takes_plan() {
-            return Err(Error::usage(format!(
-                "--candidate {}: search needs a candidate that takes a precision plan ({})",
-                kind.name(),
-                crate::runner::registry::plan_takers()
-            )));
-        }
+        crate::search::require_plan_taker(kind)?;
         let (tolerance, overrides) = self.tolerances(&candidate)?;
         let plan = self.plan.build()?;
         let policy = plan.as_ref().map_or(OutOfRangePolicy::Saturate, |(p, _)| p.out_of_range);

@@ -245,6 +245,36 @@ fn vertical_marker<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A chart of tensors in topological order (x) against a log10 value (y).
+type PerTensorChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, LogCoord<f64>>>;
+
+/// The frame of a per-tensor chart: tensors in topological order along x, a log10 y axis.
+fn per_tensor_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    y_desc: &str,
+    (xlo, xhi): (f64, f64),
+    (lo, hi): (f64, f64),
+) -> std::result::Result<PerTensorChart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, font(20.0))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(xlo..xhi, (lo..hi).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("tensor, topological order (#)")
+        .y_desc(y_desc)
+        .y_label_formatter(&|v| exp_label(*v))
+        .x_label_formatter(&|v| if *v < 0.0 { String::new() } else { format!("{v:.0}") })
+        .light_line_style(RGBColor(235, 235, 235))
+        .label_style(font(12.0))
+        .axis_desc_style(font(14.0))
+        .draw()?;
+    Ok(chart)
+}
+
 fn draw_error_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &Report) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let ls = layers(report);
@@ -256,22 +286,7 @@ fn draw_error_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &
         report.reference.runner,
         super::verdict_word(report)
     );
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, font(20.0))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(xlo..xhi, (lo..hi).log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("tensor, topological order (#)")
-        .y_desc("max abs error (log)")
-        .y_label_formatter(&|v| exp_label(*v))
-        .x_label_formatter(&|v| if *v < 0.0 { String::new() } else { format!("{v:.0}") })
-        .light_line_style(RGBColor(235, 235, 235))
-        .label_style(font(12.0))
-        .axis_desc_style(font(14.0))
-        .draw()?;
+    let mut chart = per_tensor_chart(root, &title, "max abs error (log)", (xlo, xhi), (lo, hi))?;
 
     // Tolerance: what the rule allows at each tensor's largest reference value.
     let mut tol: Vec<(f64, f64)> = ls.iter().map(|l| (l.x, l.tolerance.max(lo))).collect();
@@ -350,22 +365,13 @@ fn draw_overflow_map<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: 
     let ls = layers(report);
     let (xlo, xhi) = x_range(&ls);
     let (lo, hi) = log_range(ls.iter().map(|l| l.ref_abs_max), &[FP16_MAX * 2.0, FP16_MIN_SUBNORMAL / 2.0]);
-    let mut chart = ChartBuilder::on(root)
-        .caption("reference max |value| per tensor against the FP16 range", font(20.0))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(xlo..xhi, (lo..hi).log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("tensor, topological order (#)")
-        .y_desc("max |reference value| (log)")
-        .y_label_formatter(&|v| exp_label(*v))
-        .x_label_formatter(&|v| if *v < 0.0 { String::new() } else { format!("{v:.0}") })
-        .light_line_style(RGBColor(235, 235, 235))
-        .label_style(font(12.0))
-        .axis_desc_style(font(14.0))
-        .draw()?;
+    let mut chart = per_tensor_chart(
+        root,
+        "reference max |value| per tensor against the FP16 range",
+        "max |reference value| (log)",
+        (xlo, xhi),
+        (lo, hi),
+    )?;
     // Shade what FP16 cannot hold.
     chart.draw_series(std::iter::once(Rectangle::new([(xlo, FP16_MAX), (xhi, hi)], FAIL_COLOR.mix(0.08).filled())))?;
     chart.draw_series(std::iter::once(Rectangle::new(

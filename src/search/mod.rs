@@ -428,6 +428,19 @@ fn islands(graph: &crate::model::graph::Graph, kept: &[String], rank: &[String])
     out
 }
 
+/// The error for a candidate runner that cannot take a precision plan (search toggles nodes of a
+/// plan, so its candidate must take one).
+pub fn require_plan_taker(kind: crate::runner::RunnerKind) -> Result<()> {
+    if kind.takes_plan() {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "--candidate {}: search needs a candidate that takes a precision plan ({})",
+        kind.name(),
+        crate::runner::registry::plan_takers()
+    )))
+}
+
 /// Run the search.
 pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(SearchEvent)) -> Result<SearchOutcome> {
     search_cancellable(req, progress, &std::sync::atomic::AtomicBool::new(false))
@@ -446,13 +459,7 @@ pub fn search_cancellable(
             crate::runner::registry::plan_takers()
         )));
     };
-    if !kind.takes_plan() {
-        return Err(Error::usage(format!(
-            "--candidate {}: search needs a candidate that takes a precision plan ({})",
-            kind.name(),
-            crate::runner::registry::plan_takers()
-        )));
-    }
+    require_plan_taker(kind)?;
     let mut jobs = req.jobs.max(1);
     if jobs > 1 && !kind.entry().parallel_runs {
         progress(SearchEvent::Note(format!("{} runs one candidate at a time: -j {jobs} ignored", kind.name())));
